@@ -14,12 +14,14 @@ import click
 COMMANDS: dict[str, str] = {
     "chat": "llamarch.cli.chat:chat",
     "generate": "llamarch.cli.generate:generate",
+    "logs": "llamarch.cli.logs:logs",
     "models": "llamarch.cli.models:models",
 }
 
 HELP = {
     "chat": "Chat with a model in an interactive session.",
     "generate": "Generate a reply to one prompt, streamed to stdout.",
+    "logs": "List and show stored chat conversations.",
     "models": "List, pull, inspect and remove models.",
 }
 
