@@ -132,43 +132,48 @@ class Repl:
 
     def run(self) -> int:
         """Read and answer until /exit, end of input or Ctrl-C at the prompt; the exit status."""
-        while True:
-            try:
+        try:
+            while True:
                 line = self.reader.read()
-            except KeyboardInterrupt:
-                if self.interactive:
-                    self.note("")
-                return 0
-            if line is None:
-                if self.interactive:
-                    self.note("")
-                return 0
-            if not line.strip():
-                continue
-            parsed = commands.parse(line.strip())
-            try:
-                if parsed is not None:
-                    result = commands.run(self.session, *parsed)
-                    if result.text:
-                        self.say(result.text)
-                    if result.exit:
-                        return 0
+                if line is None:
+                    break
+                if not line.strip():
                     continue
-                self.reply(commands.message_text(line))
-            except LlamarchError as e:
-                self.note(f"Error: {e}")
-            except KeyboardInterrupt:  # a second Ctrl-C during a reply: the partial turn is saved
-                self.note("\nInterrupted.")
-                return EXIT_INTERRUPTED
+                parsed = commands.parse(line.strip())
+                try:
+                    if parsed is None:
+                        if not self.reply(commands.message_text(line)):
+                            self.note("Interrupted.")
+                            return EXIT_INTERRUPTED
+                        continue
+                    result = commands.run(self.session, *parsed)
+                except LlamarchError as e:
+                    self.note(f"Error: {e}")
+                    continue
+                if result.text:
+                    self.say(result.text)
+                if result.exit:
+                    return 0
+        except KeyboardInterrupt:  # Ctrl-C anywhere but in a reply: leave quietly
+            pass
+        if self.interactive:
+            self.note("")
+        return 0
 
-    def reply(self, text: str) -> None:
-        """Stream the reply to one message; Ctrl-C stops it and keeps what was written."""
+    def reply(self, text: str) -> bool:
+        """Stream the reply to one message; Ctrl-C stops it and keeps what was written.
+
+        False when a second Ctrl-C interrupted the reply (the partial turn is stored).
+        """
         writer = ReplyWriter(self.out, self.out_terminal, self.markdown)
         cancel = threading.Event()
         try:
             with sigint_cancels(cancel):
                 for piece in self.session.stream(text, cancel):
                     writer.write(piece)
+        except KeyboardInterrupt:
+            writer.finish()
+            return False
         except BaseException:
             if writer.parts:
                 writer.finish()
@@ -177,3 +182,4 @@ class Repl:
         turn = self.session.last_turn
         if turn is not None and turn.cancelled:
             self.note("[reply cancelled: the part written is kept in the conversation]")
+        return True

@@ -9,10 +9,13 @@ prompt evaluation.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..backends import GenerationOptions, Message, Stats
@@ -144,6 +147,7 @@ class ChatSession:
         options = GenerationOptions.from_kwargs(**self.options, cancel=cancel)
         parts: list[str] = []
         stats: Stats | None = None
+        sent = time.time()
         t_call, t_first = time.perf_counter(), None
         try:
             for chunk in self.llm.stream(self.context() + [user], options=options):
@@ -153,15 +157,15 @@ class ChatSession:
                     yield chunk.text
                 stats = chunk.stats or stats
         except (KeyboardInterrupt, GeneratorExit):
-            self._finish(text, "".join(parts), _stats_without_engine(t_call, t_first, len(parts)), cancelled=True)
+            self._finish(text, sent, "".join(parts), _stats_without_engine(t_call, t_first, len(parts)), cancelled=True)
             raise
         except Exception:
             if parts:  # an engine that failed mid-reply: keep what arrived
-                self._finish(text, "".join(parts), _stats_without_engine(t_call, t_first, len(parts)), cancelled=True)
+                self._finish(text, sent, "".join(parts), _stats_without_engine(t_call, t_first, len(parts)), cancelled=True)
             raise
         if stats is None:
             stats = _stats_without_engine(t_call, t_first, len(parts))
-        self._finish(text, "".join(parts), stats, cancelled=stats.finish_reason == "cancelled")
+        self._finish(text, sent, "".join(parts), stats, cancelled=stats.finish_reason == "cancelled")
 
     def send(self, text: str, cancel: threading.Event | None = None) -> Turn:
         """Send a user message and wait for the whole reply."""
@@ -170,10 +174,10 @@ class ChatSession:
         assert self.last_turn is not None
         return self.last_turn
 
-    def _finish(self, text: str, reply: str, stats: Stats, cancelled: bool) -> None:
+    def _finish(self, text: str, sent: float, reply: str, stats: Stats, cancelled: bool) -> None:
         model = self.llm.model_id
         turn = [
-            StoredMessage("user", text),
+            StoredMessage("user", text, created=sent),
             StoredMessage("assistant", reply, cancelled=cancelled, model=model,
                           options=self.options, stats=stats.to_dict()),
         ]
@@ -244,6 +248,27 @@ class ChatSession:
         while self._unsaved:
             self.conversations.append(self.cid, self._unsaved[0])
             self._unsaved.pop(0)
+
+    def close(self) -> None:
+        """Store the turns not yet stored; if the store still refuses, write them to a JSON file."""
+        try:
+            self.flush()
+        except LlamarchError as e:
+            path = self._rescue()
+            n = len(self._unsaved)
+            raise LlamarchError(f"{n} turn{'s' if n != 1 else ''} could not be stored ({e}); they are in {path}") from None
+
+    def _rescue(self) -> Path:
+        from .. import paths
+
+        target = paths.ensure_dir(paths.user_dir() / "unsaved") / f"chat-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+        data = {
+            "conversation_id": self.cid, "model": self.model_spec, "backend": self.llm.backend_name,
+            "system": self.system, "options": self.options,
+            "messages": [m.to_dict() for turn in self._unsaved for m in turn],
+        }
+        target.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        return target
 
     @property
     def unsaved_turns(self) -> int:

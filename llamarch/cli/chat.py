@@ -78,7 +78,9 @@ def chat(model: str | None, backend: str | None, system: str | None, temperature
                 echo_err(f"{llm.model_id} ({llm.backend_name}, {llm.n_ctx}-token context), {where}. "
                          "/help for commands, Ctrl-D to quit.")
             repl = Repl(session, markdown=markdown, history_file=paths.user_dir() / "chat_history")
-            status = repl.run()
-            session.flush()  # turns the store refused earlier: saved now, or one error line
+            try:
+                status = repl.run()
+            finally:
+                session.close()  # turns the store refused earlier: stored now, or kept in a file
     if status:
         sys.exit(status)
