@@ -142,7 +142,7 @@ class ChatProcess:
 
 
 def test_ctrl_c_stops_the_reply_keeps_it_and_the_session_goes_on(smollm_path):
-    chat = ChatProcess("--max-tokens", "400")
+    chat = ChatProcess("--max-tokens", "150")
     chat.send("Write a long story about a dragon who learns to cook.\n")
     chat.wait_for(lambda out: len(out) >= 30)
     chat.proc.send_signal(signal.SIGINT)
@@ -157,7 +157,7 @@ def test_ctrl_c_stops_the_reply_keeps_it_and_the_session_goes_on(smollm_path):
     partial, second = messages[1], messages[3]
     assert partial.cancelled and partial.stats["finish_reason"] == "cancelled"
     assert partial.content and out.startswith(partial.content)
-    assert partial.stats["completion_tokens"] < 400
+    assert partial.stats["completion_tokens"] < 150
     assert not second.cancelled and second.content.strip()
 
 
@@ -184,21 +184,21 @@ def test_overflowing_the_context_drops_the_oldest_turns_but_not_the_system_promp
     with LLM("smollm2-135m", n_ctx=256) as llm, Store() as store:
         session = ChatSession(llm, Conversations(store), system=system,
                               options={"temperature": 0, "max_tokens": 16}, notice=notices.append)
-        for i in range(8):
+        for i in range(6):
             turn = session.send(f"Note {i}. {note}")
             assert turn.stats.prompt_tokens <= 256 - 16
             assert turn.stats.finish_reason in ("stop", "length")
         context = session.context()
         assert context[0] == {"role": "system", "content": system}
-        assert context[1]["role"] == "user" and context[-2]["content"].startswith("Note 7")
+        assert context[1]["role"] == "user" and context[-2]["content"].startswith("Note 5")
         assert session.context_start > 0
-        assert 1 <= len(notices) <= 4  # trims drop several turns at once, not one per turn
+        assert 1 <= len(notices) <= 2  # trims drop several turns at once, not one per turn
         assert all("\n" not in n and "context window full" in n for n in notices)
-        assert len(Conversations(store).messages(session.cid)) == 16  # the store keeps everything
+        assert len(Conversations(store).messages(session.cid)) == 12  # the store keeps everything
 
         with pytest.raises(ChatContextError, match="shorten it"):
             session.send("word " * 400)
-        assert len(session.history) == 16
+        assert len(session.history) == 12
 
 
 # --- bad input -------------------------------------------------------------------------------------
