@@ -166,6 +166,16 @@ class ChatSession:
         if stats is None:
             stats = _stats_without_engine(t_call, t_first, len(parts))
         self._finish(text, sent, "".join(parts), stats, cancelled=stats.finish_reason == "cancelled")
+        self._prefill_next()
+
+    def _prefill_next(self) -> None:
+        """Let the engine evaluate the start of the next prompt while the user types."""
+        prefill = getattr(self.llm.backend, "prefill_chat", None)
+        if prefill is not None:
+            try:
+                prefill(self.context())
+            except LlamarchError:  # an optimisation only: the next turn evaluates it instead
+                pass
 
     def send(self, text: str, cancel: threading.Event | None = None) -> Turn:
         """Send a user message and wait for the whole reply."""
