@@ -7,7 +7,8 @@ A 6-turn scripted conversation, greedy, through three loops on the same model:
              each turn, on one `Llama` object (llama-cpp-python itself reuses the prefix).
   stateless  the same call after `Llama.reset()`: every turn evaluates the whole history,
              as a tool that keeps no KV state between turns does.
-Prompt tokens evaluated come from llama.cpp's own counters (`llama_perf_context`).
+Prompt tokens evaluated come from llama.cpp's own counters (`llama_perf_context`), read
+at the first token.
 One warm-up conversation per loop, then --trials conversations; medians are printed.
 
     flock /tmp/llamarch-heavy.lock python benchmarks/chat_turns.py -m qwen2.5-coder-0.5b
@@ -43,15 +44,29 @@ def perf(ctx: Any) -> tuple[int, int]:
     return data.n_p_eval, data.n_eval
 
 
-def measured(llama: Any, ask: Callable[[], tuple[float, int]]) -> Turn:
-    """Run one turn; ttft from the call, prompt tokens evaluated from llama.cpp's counters."""
-    import llama_cpp
+class FirstToken:
+    """Marks the first token of a reply: when it came, and how many prompt tokens llama.cpp
+    had evaluated by then (work done after the reply, such as prefill, is not counted)."""
 
-    llama_cpp.llama_perf_context_reset(llama._ctx.ctx)
-    t0 = time.perf_counter()
-    t_first, prompt_tokens = ask()
-    n_p_eval, _ = perf(llama._ctx.ctx)
-    return {"ttft_s": t_first - t0, "prompt_tokens": prompt_tokens, "evaluated_tokens": n_p_eval}
+    def __init__(self, llama: Any):
+        import llama_cpp
+
+        self.ctx = llama._ctx.ctx
+        llama_cpp.llama_synchronize(self.ctx)  # llama.cpp counts queued tokens at the next sync
+        llama_cpp.llama_perf_context_reset(self.ctx)
+        self.t0 = time.perf_counter()
+        self.at: float | None = None
+        self.evaluated = 0
+
+    def mark(self) -> None:
+        if self.at is None:
+            self.at = time.perf_counter()
+            self.evaluated = perf(self.ctx)[0]
+
+    def turn(self, prompt_tokens: int) -> Turn:
+        self.mark()
+        assert self.at is not None
+        return {"ttft_s": self.at - self.t0, "prompt_tokens": prompt_tokens, "evaluated_tokens": self.evaluated}
 
 
 def llamarch_loop(model: str, args: argparse.Namespace) -> Callable[[], list[Turn]]:
@@ -65,13 +80,11 @@ def llamarch_loop(model: str, args: argparse.Namespace) -> Callable[[], list[Tur
         session = ChatSession(llm, system=SYSTEM, options={"temperature": 0, "max_tokens": args.max_tokens})
         turns = []
         for q in QUESTIONS:
-            def ask() -> tuple[float, int]:
-                first = None
-                for _ in session.stream(q):
-                    first = first or time.perf_counter()
-                assert session.last_turn is not None
-                return first or time.perf_counter(), session.last_turn.stats.prompt_tokens
-            turns.append(measured(llama, ask))
+            first = FirstToken(llama)
+            for _ in session.stream(q):
+                first.mark()
+            assert session.last_turn is not None
+            turns.append(first.turn(session.last_turn.stats.prompt_tokens))
         return turns
 
     return conversation
@@ -90,19 +103,16 @@ def plain_loop(path: str, args: argparse.Namespace, stateless: bool) -> Callable
             messages.append({"role": "user", "content": q})
             if stateless:
                 llama.reset()
-
-            def ask() -> tuple[float, int]:
-                first, parts, usage = None, [], 0
-                for event in llama.create_chat_completion(messages, stream=True, temperature=0,
-                                                          max_tokens=args.max_tokens):
-                    delta = event["choices"][0]["delta"].get("content")
-                    if delta:
-                        first = first or time.perf_counter()
-                        parts.append(delta)
-                messages.append({"role": "assistant", "content": "".join(parts)})
-                usage = len(llama.tokenize(llama_prompt(llama, messages[:-1]), special=True))
-                return first or time.perf_counter(), usage
-            turns.append(measured(llama, ask))
+            first, parts = FirstToken(llama), []
+            for event in llama.create_chat_completion(messages, stream=True, temperature=0,
+                                                      max_tokens=args.max_tokens):
+                delta = event["choices"][0]["delta"].get("content")
+                if delta:
+                    first.mark()
+                    parts.append(delta)
+            n_prompt = len(llama.tokenize(llama_prompt(llama, messages), special=True))
+            messages.append({"role": "assistant", "content": "".join(parts)})
+            turns.append(first.turn(n_prompt))
         return turns
 
     return conversation
