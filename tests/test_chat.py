@@ -204,6 +204,17 @@ def test_overflowing_the_context_drops_the_oldest_turns_but_not_the_system_promp
         assert len(session.history) == 12
 
 
+def test_token_upper_bound_holds_for_a_real_tokenizer(smollm):
+    from llamarch.chat.session import tokens_at_most
+
+    for messages in (
+        [{"role": "user", "content": "hi"}],
+        [{"role": "system", "content": "Sé breve. 简短回答。"}, {"role": "user", "content": "1 2 3 🎉 " * 20}],
+        [{"role": "user", "content": "def f(x):\n\treturn x ** 2\n" * 10}, {"role": "assistant", "content": ""}],
+    ):
+        assert count_prompt_tokens(smollm, messages) <= tokens_at_most(messages)
+
+
 # --- bad input -------------------------------------------------------------------------------------
 
 

@@ -55,6 +55,12 @@ def count_prompt_tokens(llm: Any, messages: list[Message]) -> int:
         return sum(len(m["content"]) // 3 + 8 for m in messages) + 8
 
 
+def tokens_at_most(messages: list[Message]) -> int:
+    """An upper bound on the prompt's tokens, with no tokenizer: a token covers at least one
+    byte; the allowances cover template tokens and a template's default system prompt."""
+    return sum(len(m["content"].encode("utf-8")) + 16 for m in messages) + 64
+
+
 def _stats_without_engine(t_call: float, t_first: float | None, n_chunks: int) -> Stats:
     """Stats for a reply the engine did not finish (interrupted): what the session measured."""
     now = time.perf_counter()
@@ -209,7 +215,7 @@ class ChatSession:
         def size(start: int) -> int:
             return count_prompt_tokens(self.llm, self.context(start) + [user])
 
-        if size(self.context_start) <= budget:
+        if tokens_at_most(self.context() + [user]) <= budget or size(self.context_start) <= budget:
             return
         # Turn boundaries (user messages) after the current start, then "drop everything".
         starts = [i for i in range(self.context_start + 1, len(self.history)) if self.history[i].role == "user"]
