@@ -45,6 +45,47 @@ def m001_results(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_conversations(db: sqlite3.Connection) -> None:
+    # Chat conversations: one row each; `system` is the current system prompt.
+    db.execute(
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            system TEXT,
+            options TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX conversations_updated ON conversations (updated)")
+    # Every message of a conversation, in order; stats/options are JSON, on assistant replies.
+    db.execute(
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            model TEXT,
+            options TEXT,
+            stats TEXT,
+            cancelled INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL,
+            UNIQUE (conversation_id, seq)
+        )"""
+    )
+    # Names given with /save, for /load.
+    db.execute(
+        """CREATE TABLE saved_conversations (
+            name TEXT PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            created REAL NOT NULL
+        )"""
+    )
+
+
 def default_path() -> Path:
     return paths.user_dir() / "llamarch.db"
 
@@ -85,6 +126,14 @@ class Store:
         else:
             self.db.execute("COMMIT")
 
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn SQLite errors (locked, damaged, disk full) into one-line LlamarchErrors."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise _store_error(self.path, e) from None
+
     # --- results of resumable jobs -------------------------------------------------
 
     def get_result(self, kind: str, key: str) -> Any | None:
@@ -120,6 +169,10 @@ def _store_error(path: Path, e: sqlite3.DatabaseError) -> LlamarchError:
             f"store {path} is damaged ({text}): move it aside (it will be recreated) "
             "or point LLAMARCH_HOME elsewhere"
         )
+    if "disk is full" in text or "disk I/O" in text:
+        return LlamarchError(f"store {path} cannot be written ({text}): free some disk space and retry")
+    if "readonly" in text:
+        return LlamarchError(f"store {path} is read-only: check its permissions or point LLAMARCH_HOME elsewhere")
     return LlamarchError(f"store {path}: {text}")
 
 

@@ -201,6 +201,29 @@ class LlamaCppBackend:
         # Chat templates write their own BOS where the model wants one.
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True), stops
 
+    def prefill_chat(self, messages: Sequence[Message]) -> int:
+        """Evaluate now what the prompt for `messages` plus a next user message starts with.
+
+        Chat calls it once a reply is done, while the user reads and types: the template's
+        tokens that close the reply and open the next user turn are then already in the KV
+        cache, and the next reply starts sooner. Returns the number of tokens evaluated.
+        """
+        if self._llm is None:
+            return 0
+        marker = "\ue000llamarch-next-message\ue000"  # private-use characters: never in a real chat
+        text = self.render_chat([*messages, {"role": "user", "content": marker}])
+        head = text.split(marker, 1)[0]
+        # The last token may merge with the message's first characters: leave it to the turn.
+        tokens = self._llm.tokenize(head.encode("utf-8"), add_bos=False, special=True)[:-1]
+        reuse = self._reused_prefix(tokens)
+        if len(tokens) - reuse <= 0 or len(tokens) >= self.n_ctx:
+            return 0
+        if reuse > 0 and not self._llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            return 0
+        self._llm.n_tokens = reuse
+        self._llm.eval(tokens[reuse:])
+        return len(tokens) - reuse
+
     def _grammar(self, schema: dict[str, Any] | None) -> Any:
         if schema is None:
             return None
