@@ -13,12 +13,14 @@ import click
 # command name -> "module:attribute"; imported only when that command runs (or its help shows).
 COMMANDS: dict[str, str] = {
     "chat": "llamarch.cli.chat:chat",
+    "eval": "llamarch.cli.eval:eval_group",
     "generate": "llamarch.cli.generate:generate",
     "models": "llamarch.cli.models:models",
 }
 
 HELP = {
     "chat": "Chat with a model in an interactive session.",
+    "eval": "Measure models on benchmarks checked by running tests (HumanEval).",
     "generate": "Generate a reply to one prompt, streamed to stdout.",
     "models": "List, pull, inspect and remove models.",
 }
