@@ -28,8 +28,12 @@ from .sandbox import ExecResult, Limits, run_program
 RESULT_KIND = "humaneval"
 # Bump when the prompt, extraction or test assembly changes: stored results then no longer match.
 HARNESS_VERSION = 1
-# How the Qwen2.5-Coder report (through EvalPlus) asks instruct models for a solution.
+# How the Qwen2.5-Coder report (through EvalPlus) asks instruct models for a solution: the
+# instruction, and the start of the reply, which the model continues right after the fence.
 INSTRUCTION = "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+RESPONSE_PREFIX = ("Below is a Python script with a self-contained function that solves the problem "
+                   "and passes corresponding tests:\n```python\n")
+CLOSING_FENCE = "\n```"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,21 @@ def load_problems(offset: int = 0, limit: int | None = None) -> list[Problem]:
 def build_prompt(problem: Problem) -> str:
     """The user message: the instruction, then the problem's code in a fence."""
     return f"{INSTRUCTION}\n```\n{problem.prompt.strip()}\n```\n"
+
+
+def build_request(llm: Any, problem: Problem, prefill: bool) -> Any:
+    """What the model is sent: the chat, ending with the opened reply when `prefill`."""
+    request = llm.messages_for(build_prompt(problem))
+    if not prefill:
+        return request
+    if isinstance(request, str):  # a model without a chat template
+        return f"{request}\n{RESPONSE_PREFIX}"
+    return [*request, {"role": "assistant", "content": RESPONSE_PREFIX}]
+
+
+def can_prefill(llm: Any) -> bool:
+    """Whether the engine continues a final assistant message (else the model opens its own fence)."""
+    return bool(getattr(llm.backend, "continues_assistant_message", False))
 
 
 def program_for(problem: Problem, solution: str) -> str:
@@ -104,10 +123,11 @@ class EvalSettings:
     max_tokens: int = 768  # room for a long solution; replies stop at their closing fence
     timeout_s: float = 10.0  # per problem, to run its tests
     memory_mb: int = 1024
+    prefill: bool = True  # start the reply with RESPONSE_PREFIX (where the engine can)
 
     def key(self) -> dict[str, Any]:
         """What a stored result depends on (the sandbox's limits do not change a correct answer)."""
-        return {"max_tokens": self.max_tokens, "harness": HARNESS_VERSION}
+        return {"max_tokens": self.max_tokens, "prefill": self.prefill, "harness": HARNESS_VERSION}
 
 
 def _result_key(identity: ModelIdentity, settings: EvalSettings, task_id: str) -> str:
@@ -246,14 +266,20 @@ def _harvest(pending: list[Future[ProblemResult]], finish: Callable[[ProblemResu
 
 def _generate(llm: Any, problems: Sequence[Problem], settings: EvalSettings,
               parallel: int | None) -> Iterable[tuple[Problem, str, Any]]:
-    """(problem, reply, stats) for each problem, as replies finish."""
-    prompts = [llm.messages_for(build_prompt(p)) for p in problems]
+    """(problem, reply, stats) for each problem, as replies finish.
+
+    A prefilled reply is returned whole: the prefix, the model's code, the closing fence.
+    """
+    prefill = settings.prefill and can_prefill(llm)
+    prompts = [build_request(llm, p, prefill) for p in problems]
+    stop = [CLOSING_FENCE] if prefill else []
     texts: dict[int, list[str]] = {}
     for i, chunk in llm.stream_batch(prompts, parallel=parallel, temperature=0.0, seed=0,
-                                     max_tokens=settings.max_tokens):
+                                     max_tokens=settings.max_tokens, stop=stop):
         texts.setdefault(i, []).append(chunk.text)
         if chunk.stats is not None:
-            yield problems[i], "".join(texts.pop(i)), chunk.stats
+            reply = "".join(texts.pop(i))
+            yield problems[i], (RESPONSE_PREFIX + reply + CLOSING_FENCE if prefill else reply), chunk.stats
 
 
 def summary(run: EvalRun) -> dict[str, Any]:
