@@ -184,10 +184,11 @@ def make_reporter(fd, isolation):
     Built before the program runs, from references it cannot patch away. The report goes to
     its own file, emptied first, so nothing the program wrote there can mask it.
     """
-    write, truncate, seek, exit_now, dumps = os.write, os.ftruncate, os.lseek, os._exit, json.dumps
+    write, truncate, seek, exit_now, dumps, getpid = os.write, os.ftruncate, os.lseek, os._exit, json.dumps, os.getpid
 
     def report(status, detail=""):
-        line = MARKER + dumps({"status": status, "detail": detail, "isolation": isolation}) + "\n"
+        # The pid lets the parent ignore reports from processes the program forked.
+        line = MARKER + dumps({"status": status, "detail": detail, "isolation": isolation, "pid": getpid()}) + "\n"
         truncate(fd, 0)
         seek(fd, 0, os.SEEK_SET)
         write(fd, line.encode("utf-8", "replace"))

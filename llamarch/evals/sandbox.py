@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -155,7 +155,7 @@ def _supervise(config: Path, work: Path, report_file: IO[bytes], err: IO[bytes],
         raise
     _kill_group(proc)  # also whatever the program left behind
     duration = time.perf_counter() - start
-    report, stderr = _read_report(report_file), _read_tail(err)
+    report, stderr = _read_report(report_file, proc.pid), _read_tail(err)
     isolation = report.get("isolation", {}) if report else {}
     if timed_out:
         return ExecResult("timeout", f"still running after {limits.timeout_s:g} s (wall clock)", duration, isolation)
@@ -165,10 +165,18 @@ def _supervise(config: Path, work: Path, report_file: IO[bytes], err: IO[bytes],
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the program and every process it started, and wait until they are gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # orphans are reaped by init, a moment later
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
 
 
 def _read_tail(f: IO[bytes]) -> str:
@@ -177,8 +185,8 @@ def _read_tail(f: IO[bytes]) -> str:
     return f.read().decode("utf-8", "replace")
 
 
-def _read_report(f: IO[bytes]) -> dict[str, Any] | None:
-    """The child's marked outcome line, if it got to write one."""
+def _read_report(f: IO[bytes], pid: int) -> dict[str, Any] | None:
+    """The outcome line the program's own process (not one it forked) wrote, if any."""
     text = _read_tail(f)
     marker = _sandbox_child.MARKER
     at = text.rfind(marker)
@@ -188,7 +196,7 @@ def _read_report(f: IO[bytes]) -> dict[str, Any] | None:
         report = json.loads(text[at + len(marker):].splitlines()[0])
     except (ValueError, IndexError):
         return None
-    return report if report.get("status") in STATUSES else None
+    return report if report.get("status") in STATUSES and report.get("pid") == pid else None
 
 
 def _classify_exit(returncode: int, stderr: str, limits: Limits) -> tuple[str, str]:
@@ -202,7 +210,10 @@ def _classify_exit(returncode: int, stderr: str, limits: Limits) -> tuple[str, s
             return "timeout", f"over the {limits.rlimits()['RLIMIT_CPU']} s CPU limit"
         if sig == signal.SIGXFSZ:
             return "killed", f"wrote more than the {limits.max_file_mb} MB file size limit"
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
         return "killed", f"killed by {name}" + (f": {last[:200]}" if last else "")
     if returncode == 0:
         return "error", "the program exited before its tests finished"
@@ -213,8 +224,6 @@ def run_programs(sources: Sequence[str], limits: Limits = Limits(), workers: int
     """Run many programs, `workers` at a time; yields (index, result) as each finishes."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(run_program, s, limits): i for i, s in enumerate(sources)}
-        from concurrent.futures import as_completed
-
         for future in as_completed(futures):
             yield futures[future], future.result()
 
