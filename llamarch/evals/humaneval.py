@@ -17,13 +17,13 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import LlamarchError, MissingExtraError
 from .extract import complete_solution, extract_code
-from .sandbox import ExecResult, Limits, run_program
+from .sandbox import ExecResult, Limits, isolation_report, run_program
 
 RESULT_KIND = "humaneval"
 # Bump when the prompt, extraction or test assembly changes: stored results then no longer match.
@@ -176,6 +176,7 @@ class EvalRun:
     results: list[ProblemResult]
     wall_s: float  # this invocation, resumed results excluded
     gen_wall_s: float  # time spent generating in this invocation
+    sandbox: dict[str, str] = field(default_factory=dict)  # the isolation the tests ran under
 
 
 def check_answer(problem: Problem, completion: str, limits: Limits) -> tuple[str, str, ExecResult | None]:
@@ -218,6 +219,8 @@ def evaluate(
     `resume` is False); new ones are stored as each finishes. Tests run in `workers` sandboxes alongside generation.
     """
     t0 = time.perf_counter()
+    if settings.prefill and not can_prefill(llm):
+        settings = replace(settings, prefill=False)
     limits = Limits(timeout_s=settings.timeout_s, memory_mb=settings.memory_mb)
     keys = {p.task_id: _result_key(identity, settings, p.task_id) for p in problems}
     done: dict[str, ProblemResult] = {}
@@ -250,7 +253,7 @@ def evaluate(
                 for future in pending:
                     finish(future.result())
     ordered = [done[p.task_id] for p in problems]
-    return EvalRun(identity, settings, ordered, time.perf_counter() - t0, gen_wall)
+    return EvalRun(identity, settings, ordered, time.perf_counter() - t0, gen_wall, isolation_report(limits))
 
 
 def _harvest(pending: list[Future[ProblemResult]], finish: Callable[[ProblemResult], None]) -> list[Future[ProblemResult]]:
@@ -270,7 +273,7 @@ def _generate(llm: Any, problems: Sequence[Problem], settings: EvalSettings,
 
     A prefilled reply is returned whole: the prefix, the model's code, the closing fence.
     """
-    prefill = settings.prefill and can_prefill(llm)
+    prefill = settings.prefill
     prompts = [build_request(llm, p, prefill) for p in problems]
     stop = [CLOSING_FENCE] if prefill else []
     texts: dict[int, list[str]] = {}
@@ -311,4 +314,5 @@ def summary(run: EvalRun) -> dict[str, Any]:
         "tok_per_s": round(fresh_tokens / run.gen_wall_s, 2) if fresh and run.gen_wall_s > 0 else None,
         "wall_s": round(run.wall_s, 1),
         "settings": asdict(run.settings),
+        "sandbox": run.sandbox,
     }
