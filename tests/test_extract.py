@@ -85,3 +85,17 @@ def test_wrong_solution_still_fails() -> None:
     found = extract_code("```python\ndef double_all(numbers):\n    return numbers\n```", "double_all")
     result = run_program(complete_solution(found.code, PROMPT, "double_all") + TEST)
     assert result.status == "failed"
+
+
+def test_usage_example_cut_off_by_the_token_limit_is_dropped() -> None:
+    reply = f"```python\n{SOLUTION}\n\n# Test\nprint(double_all([1, 1, 1, 1, 1, 1,"
+    found = extract_code(reply, "double_all")
+    result = run_program(complete_solution(found.code, PROMPT, "double_all") + TEST)
+    assert result.status == "passed", result
+
+
+def test_cut_off_function_is_not_salvaged() -> None:
+    reply = "```python\ndef double_all(numbers):\n    return [helper(n) for n in"
+    found = extract_code(reply, "double_all")
+    result = run_program(complete_solution(found.code, PROMPT, "double_all") + TEST)
+    assert result.status == "error" and "SyntaxError" in result.detail

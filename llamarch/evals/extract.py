@@ -81,6 +81,15 @@ def _has_body(code: str, name: str) -> bool:
     return False
 
 
+def _longest_parsing_prefix(lines: list[str]) -> str | None:
+    """The longest run of leading lines that parses as Python (trailing prose or a cut-off line dropped)."""
+    for end in range(len(lines), 0, -1):
+        candidate = "\n".join(lines[:end])
+        if _parses(candidate):
+            return candidate
+    return None
+
+
 def _unfenced(text: str) -> str:
     """Code in a reply without fences: from the first line that starts code, prose cut off the end."""
     lines = text.splitlines()
@@ -88,11 +97,7 @@ def _unfenced(text: str) -> str:
     if start is None:
         return ""
     lines = lines[start:]
-    for end in range(len(lines), 0, -1):  # drop trailing prose until the rest parses
-        candidate = "\n".join(lines[:end])
-        if _parses(candidate):
-            return candidate
-    return "\n".join(lines)
+    return _longest_parsing_prefix(lines) or "\n".join(lines)
 
 
 def extract_code(reply: str, entry_point: str | None = None) -> Extraction:
@@ -112,12 +117,18 @@ def extract_code(reply: str, entry_point: str | None = None) -> Extraction:
 
 def sanitize(code: str, keep: str | None = None) -> str:
     """Keep imports, functions, classes and the constants they use; drop top-level example
-    calls, prints, asserts and `if __name__ == "__main__"` blocks. Unparsable code is
-    returned as is (it will fail on its own)."""
+    calls, prints, asserts and `if __name__ == "__main__"` blocks.
+
+    Code that does not parse (say a usage example cut off by the token limit) loses its
+    trailing lines until it does, as long as `keep` is still defined; otherwise it is
+    returned as is, to fail on its own."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return code
+        salvaged = _longest_parsing_prefix(code.splitlines())
+        if salvaged is None or (keep and not _has_body(salvaged, keep)):
+            return code
+        code, tree = salvaged, ast.parse(salvaged)
     defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
     used = {n.id for node in tree.body if isinstance(node, defs) for n in ast.walk(node) if isinstance(n, ast.Name)}
     lines = code.splitlines()

@@ -27,13 +27,15 @@ from .sandbox import ExecResult, Limits, isolation_report, run_program
 
 RESULT_KIND = "humaneval"
 # Bump when the prompt, extraction or test assembly changes: stored results then no longer match.
-HARNESS_VERSION = 1
+HARNESS_VERSION = 2
 # How the Qwen2.5-Coder report (through EvalPlus) asks instruct models for a solution: the
 # instruction, and the start of the reply, which the model continues right after the fence.
 INSTRUCTION = "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
 RESPONSE_PREFIX = ("Below is a Python script with a self-contained function that solves the problem "
                    "and passes corresponding tests:\n```python\n")
 CLOSING_FENCE = "\n```"
+# EvalPlus's stops for chat models: the solution is complete when a usage example begins.
+EXAMPLE_STOPS = ("\nif __name__", "\ndef main(", "\nprint(")
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ def _generate(llm: Any, problems: Sequence[Problem], settings: EvalSettings,
     """
     prefill = settings.prefill
     prompts = [build_request(llm, p, prefill) for p in problems]
-    stop = [CLOSING_FENCE] if prefill else []
+    stop = [CLOSING_FENCE, *EXAMPLE_STOPS] if prefill else list(EXAMPLE_STOPS)
     texts: dict[int, list[str]] = {}
     for i, chunk in llm.stream_batch(prompts, parallel=parallel, temperature=0.0, seed=0,
                                      max_tokens=settings.max_tokens, stop=stop):
