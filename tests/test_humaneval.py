@@ -98,3 +98,39 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown model" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["eval", "humaneval", "-m", "smollm2-135m", "--offset", "500"])
     assert result.exit_code == 2 and "past the last problem" in result.output
+
+
+def test_identity_of_a_path_is_its_hash(smollm_path: Path, tmp_path: Path) -> None:
+    by_path = identify(str(smollm_path))
+    assert by_path.sha256 == identify("smollm2-135m").sha256 and by_path.path == str(smollm_path)
+    adapter = tmp_path / "adapter.gguf"
+    adapter.write_bytes(b"not really an adapter")
+    with_adapter = identify("smollm2-135m", adapter=str(adapter))
+    assert with_adapter.adapter == str(adapter) and len(with_adapter.adapter_sha256) == 64
+
+
+class InterruptAfterFirstReply:
+    """The real model, with Ctrl-C pressed as soon as its first reply is complete."""
+
+    def __init__(self, llm):
+        self.llm, self.backend = llm, llm.backend
+
+    def messages_for(self, prompt):
+        return self.llm.messages_for(prompt)
+
+    def stream_batch(self, prompts, parallel=None, **options):
+        for i, chunk in self.llm.stream_batch(prompts, parallel=parallel, **options):
+            yield i, chunk
+            if chunk.stats is not None:
+                raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_finished_answers(smollm, tmp_path: Path) -> None:
+    problems = load_problems(limit=2)
+    identity = identify("smollm2-135m")
+    settings = EvalSettings(max_tokens=64)
+    with Store(tmp_path / "store.db") as store:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(InterruptAfterFirstReply(smollm), problems, identity=identity, settings=settings, store=store)
+        resumed = evaluate(smollm, problems, identity=identity, settings=settings, store=store)
+    assert [r.resumed for r in resumed.results] == [True, False]
