@@ -21,6 +21,8 @@ from .textstream import StopMatcher, Utf8Stream
 DEFAULT_N_CTX = 4096
 # Used for chat on models without a chat template (base models).
 TRANSCRIPT_STOPS = ("\nUser:", "\nuser:")
+# Marks where a partial assistant message ends inside a rendered chat template.
+PREFILL_MARK = "\u2063llamarch-prefill\u2063"
 
 
 # The last error lines llama.cpp logged, to explain a failed load in one line.
@@ -82,6 +84,7 @@ class LlamaCppBackend:
     """One GGUF model loaded in llama.cpp. Close it (or use `with`) to free native memory."""
 
     name = "llamacpp"
+    continues_assistant_message = True  # see render_chat
 
     def __init__(
         self,
@@ -184,13 +187,25 @@ class LlamaCppBackend:
         return self._formatter is not None
 
     def render_chat(self, messages: Sequence[Message]) -> str:
-        """The prompt text the model sees for these messages."""
+        """The prompt text the model sees for these messages.
+
+        A last message from the assistant is continued, not answered ("prefill"): the
+        reply picks up where its text ends, e.g. right after an opening code fence.
+        """
+        messages = list(messages)
+        prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else None
         if self._formatter is None:
-            return render_transcript(messages)
+            return render_transcript(messages[:-1]) + " " + prefill if prefill is not None else render_transcript(messages)
         try:
-            return self._formatter(messages=list(messages)).prompt
+            if prefill is None:
+                return self._formatter(messages=messages).prompt
+            # Render the partial reply as a whole turn and cut it where its text ends.
+            text = self._formatter(messages=[*messages[:-1], {"role": "assistant", "content": prefill + PREFILL_MARK}]).prompt
         except Exception as e:  # jinja errors: a template that rejects the conversation
             raise BackendError(f"the chat template of {self.model_path.name} rejected the messages: {e}") from None
+        if PREFILL_MARK not in text:
+            raise BackendError(f"the chat template of {self.model_path.name} cannot continue an assistant message")
+        return text[: text.index(PREFILL_MARK)]
 
     def prompt_tokens(self, prompt: Prompt) -> tuple[list[int], list[str]]:
         """Token ids for a prompt, and extra stop strings its format needs."""

@@ -14,6 +14,7 @@ import click
 COMMANDS: dict[str, str] = {
     "chat": "llamarch.cli.chat:chat",
     "convert": "llamarch.cli.convert:convert",
+    "eval": "llamarch.cli.eval:eval_group",
     "export": "llamarch.cli.export:export",
     "generate": "llamarch.cli.generate:generate",
     "logs": "llamarch.cli.logs:logs",
@@ -25,6 +26,7 @@ COMMANDS: dict[str, str] = {
 HELP = {
     "chat": "Chat with a model in an interactive session.",
     "convert": "Convert a GGUF model for MLX (cached).",
+    "eval": "Measure models on benchmarks checked by running tests (HumanEval).",
     "export": "Export an MLX LoRA adapter to GGUF for llama.cpp.",
     "generate": "Generate a reply to one prompt, streamed to stdout.",
     "logs": "List and show stored chat conversations.",

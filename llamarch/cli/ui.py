@@ -60,7 +60,7 @@ def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
         click.option("--n-ctx", type=click.IntRange(min=64), help="Context window in tokens (default: min(4096, the model's))."),
         click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."),
         click.option("--gpu-layers", "n_gpu_layers", type=int, help="Layers to offload to the GPU (default: all where available)."),
-        click.option("--lora", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
+        click.option("--lora", "--adapter", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
     ]
     if remote_key:
         options.append(click.option(
