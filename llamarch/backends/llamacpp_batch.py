@@ -194,6 +194,10 @@ class BatchEngine:
         if interrupted:
             raise KeyboardInterrupt
 
+    def clear(self) -> None:
+        """Forget every cached prompt (the next run evaluates all prompts in full)."""
+        self._reset(self._slots)
+
     def close(self) -> None:
         if getattr(self, "ctx", None):
             self._lc.llama_batch_free(self._batch)
@@ -233,37 +237,45 @@ class BatchEngine:
         job.drafted += len(drafts)
 
     def _fill(self, slots: Sequence[_Slot]) -> list[tuple[_Slot, int, int]]:
-        """Fill the batch: generating sequences first (whole), then prompt chunks.
+        """Fill the batch: every generating sequence whole, then prompt chunks in what is left.
 
-        Returns, per slot that contributed, (slot, tokens added, batch index of its first
-        output or -1).
+        Tokens are written in sequence-id order: llama.cpp splits a batch for a cache with
+        one stream per sequence into micro-batches of consecutive sequence ids, so this keeps
+        a decode step to one pass over the weights. Returns, per slot that contributed,
+        (slot, tokens added, batch index of its first output or -1).
         """
+        active = [s for s in slots if s.job is not None]
+        room = self.n_batch - sum(len(s.job.pending) for s in active if s.job.generating)
+        take: dict[int, int] = {}
+        for slot in active:
+            job = slot.job
+            if job.generating:
+                take[slot.seq_id] = len(job.pending)
+            elif room > 0:
+                take[slot.seq_id] = min(room, len(job.pending))
+                room -= take[slot.seq_id]
         b = self._batch
         n = 0
         plan = []
-        order = sorted((s for s in slots if s.job is not None), key=lambda s: not s.job.generating)
-        for slot in order:
-            job = slot.job
-            room = self.n_batch - n
-            if room <= 0:
-                break
-            take = job.pending if job.generating else job.pending[:room]
-            if len(take) > room:
+        for slot in active:
+            count = take.get(slot.seq_id, 0)
+            if not count:
                 continue
+            job = slot.job
             pos = len(slot.cached)
-            done = len(take) == len(job.pending)
+            last_prompt = not job.generating and count == len(job.pending)
             first_out = -1
-            for j, tok in enumerate(take):
-                b.token[n] = tok
+            for j in range(count):
+                out = job.generating or (last_prompt and j == count - 1)
+                b.token[n] = job.pending[j]
                 b.pos[n] = pos + j
                 b.n_seq_id[n] = 1
                 b.seq_id[n][0] = slot.seq_id
-                out = job.generating or (done and j == len(take) - 1)
                 b.logits[n] = out
                 if out and first_out < 0:
                     first_out = n
                 n += 1
-            plan.append((slot, len(take), first_out))
+            plan.append((slot, count, first_out))
         b.n_tokens = n
         return plan
 
