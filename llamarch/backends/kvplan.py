@@ -103,12 +103,16 @@ def pad_ctx(n_tokens: int) -> int:
     return max(KV_PAD, -(-n_tokens // KV_PAD) * KV_PAD)
 
 
-def work_bytes(shape: ModelShape, n_parallel: int, n_ctx_seq: int, n_batch: int) -> int:
-    """Estimated work buffers: attention scores of one ubatch and the logits of its outputs."""
-    scores = 2 * shape.n_head * n_ctx_seq * n_batch * 4
-    logits = shape.n_vocab * max(n_batch, n_parallel) * 4 * 2
-    hidden = 8 * shape.n_embd * n_batch * 4
-    return scores + logits + hidden
+def work_bytes(shape: ModelShape, n_parallel: int, n_ctx_seq: int, n_batch: int, n_outputs: int = 1) -> int:
+    """Engine buffers besides the cache, as llama.cpp sizes them on CPU.
+
+    The compute buffer holds the largest tensor of a full batch: its logits (vocab x batch)
+    or, for long contexts, the attention scores (heads x context x batch); the output buffer
+    holds `n_outputs` logit rows per sequence (1, or 1 + draft tokens).
+    """
+    compute = max(shape.n_vocab, shape.n_head * n_ctx_seq) * n_batch * 4 + 4 * shape.n_embd * n_batch * 4
+    output = shape.n_vocab * n_parallel * n_outputs * 4
+    return compute + output
 
 
 def auto_parallel(cores: int | None = None, gpu: bool = False) -> int:
@@ -132,6 +136,7 @@ def plan_parallel(
     *,
     n_prompts: int | None = None,
     n_batch: int = 512,
+    n_outputs: int = 1,
     kv_type_bytes: float = 2.0,
     available: int | None = -1,
     gpu: bool = False,
@@ -153,7 +158,7 @@ def plan_parallel(
     per_token = shape.kv_bytes_per_token(kv_type_bytes)
 
     def cost(n: int) -> tuple[int, int]:
-        return per_token * n * n_ctx_seq, work_bytes(shape, n, n_ctx_seq, n_batch)
+        return per_token * n * n_ctx_seq, work_bytes(shape, n, n_ctx_seq, n_batch, n_outputs)
 
     n = want
     if available is not None and not gpu:
@@ -161,13 +166,12 @@ def plan_parallel(
             n -= 1
     kv, work = cost(n)
     notice = None
-    if n < want:
-        kv_want = cost(want)[0]
-        notice = (f"llamarch: parallel lowered from {want} to {n}: the KV cache for {want} x {n_ctx_seq} tokens "
-                  f"needs {_size(kv_want)} and {_size(available)} is free (lower --n-ctx or --max-tokens for more)")
-    if notice is None and available is not None and sum(cost(1)) > available:
-        notice = (f"llamarch: even 1 sequence of {n_ctx_seq} tokens needs {_size(sum(cost(1)))} "
+    if available is not None and not gpu and kv + work > available:
+        notice = (f"llamarch: even 1 sequence of {n_ctx_seq} tokens needs {_size(kv + work)} "
                   f"and {_size(available)} is free: the run may fail (lower --n-ctx)")
+    elif n < want:
+        notice = (f"llamarch: parallel lowered from {want} to {n}: the KV cache for {want} x {n_ctx_seq} tokens "
+                  f"needs {_size(cost(want)[0])} and {_size(available)} is free (lower --n-ctx or --max-tokens for more)")
     if notice:
         (notify or _print_notice)(notice)
     return Plan(n, n_ctx_seq, kv, work, available, requested, notice)

@@ -50,8 +50,6 @@ class _Job:
     cached: int = 0
     received: int = 0
     generated: int = 0
-    drafted: int = 0
-    accepted: int = 0
     t_admit: float = 0.0
     t_first: float | None = None
     t_last: float | None = None
@@ -148,6 +146,7 @@ class BatchEngine:
         n_draft = min(n_draft, self.n_batch // n_slots - 1) if drafter is not None else 0
         interrupted = False
         steps = decoded = 0
+        self._drafted = self._accepted = 0
         t0 = time.perf_counter()
         try:
             try:
@@ -190,7 +189,8 @@ class BatchEngine:
                 if slot.job is not None:
                     slot.job.sampler.close()
                     slot.job = None
-            self.last_run = {"steps": steps, "decoded_tokens": decoded, "wall_s": time.perf_counter() - t0}
+            self.last_run = {"steps": steps, "decoded_tokens": decoded, "drafted": self._drafted,
+                             "accepted": self._accepted, "wall_s": time.perf_counter() - t0}
         if interrupted:
             raise KeyboardInterrupt
 
@@ -234,7 +234,7 @@ class BatchEngine:
         drafts = list(drafter.propose(slot.seq_id, job.history, room))[:room]
         job.drafts = drafts
         job.pending = job.pending[:1] + drafts
-        job.drafted += len(drafts)
+        self._drafted += len(drafts)
 
     def _fill(self, slots: Sequence[_Slot]) -> list[tuple[_Slot, int, int]]:
         """Fill the batch: every generating sequence whole, then prompt chunks in what is left.
@@ -295,7 +295,7 @@ class BatchEngine:
             if text:
                 yield job.index, Chunk(text, (token,))
             if job.finish is None and i < len(drafts) and token == drafts[i]:
-                job.accepted += 1
+                self._accepted += 1
                 continue
             # Drop the cache of drafts that were not taken.
             valid = len(slot.cached) - len(drafts) + i
@@ -380,8 +380,8 @@ def plan_for(backend: Any, requests: Sequence[Request], parallel: int | None, n_
              notify: Any = None) -> Plan:
     """The plan for these requests on this backend: per-sequence cache sized to the longest need."""
     need = max(len(r.tokens) + r.limit for r in requests) + n_draft + 1
-    return plan_parallel(backend.shape, min(need, backend.n_ctx + n_draft + 1), parallel,
-                         n_prompts=len(requests), gpu=backend.on_gpu, notify=notify)
+    return plan_parallel(backend.shape, min(need, backend.n_ctx + n_draft + 1), parallel, n_prompts=len(requests),
+                         n_outputs=1 + n_draft, gpu=backend.on_gpu, notify=notify)
 
 
 def engine_for(backend: Any, plan: Plan) -> BatchEngine:
