@@ -395,7 +395,7 @@ def engine_for(backend: Any, plan: Plan) -> BatchEngine:
     n = plan.n_parallel
     while True:
         try:
-            backend._batch_engine = BatchEngine(backend, n, plan.n_ctx_seq)
+            backend._batch_engine = BatchEngine(backend, n, plan.n_ctx_seq, n_batch=backend._llm.n_batch)
             return backend._batch_engine
         except BackendError:
             if n == 1:
