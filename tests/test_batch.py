@@ -247,3 +247,25 @@ def test_plan_is_reported_and_fits(smollm):
     assert plan.n_parallel == 2  # never more sequences than prompts
     assert plan.kv_bytes == smollm.backend.shape.kv_bytes_per_token() * 2 * plan.n_ctx_seq
     assert "KV cache" in plan.summary()
+
+
+def test_a_batch_left_midway_leaves_the_engine_consistent(smollm):
+    prompts = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:3]]
+    reference = [token_ids(smollm.stream(p, temperature=0, max_tokens=24)) for p in prompts]
+    stream = smollm.stream_batch(prompts, parallel=3, temperature=0, max_tokens=24)
+    for n, (i, chunk) in enumerate(stream):
+        if n == 7:
+            break
+    stream.close()
+    again: dict[int, list] = {i: [] for i in range(3)}
+    for i, chunk in smollm.stream_batch(prompts, parallel=3, temperature=0, max_tokens=24):
+        again[i].append(chunk)
+    for i, prompt in enumerate(prompts):
+        same_or_near_tie(smollm, prompt, reference[i], token_ids(again[i]), f"prompt {i}")
+
+
+def test_empty_prompt_is_refused(smollm):
+    from llamarch.errors import LlamarchError
+
+    with pytest.raises(LlamarchError, match="prompt 0 is empty"):
+        list(smollm.stream_batch([""], max_tokens=4))

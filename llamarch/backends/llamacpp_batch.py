@@ -77,10 +77,11 @@ class BatchEngine:
 
     `backend` is a loaded `LlamaCppBackend`; the engine shares its model weights and LoRA
     adapter and owns only the context (KV cache) and batch. Close it to free them.
+    `unified=True` puts all sequences in one cache (llama.cpp's default): every token then
+    attends over all of them (masked), which costs more and changes the summation order.
     """
 
-    def __init__(self, backend: Any, n_parallel: int, n_ctx_seq: int, *, n_batch: int = 512,
-                 unified: bool = False, n_outputs: int | None = None):
+    def __init__(self, backend: Any, n_parallel: int, n_ctx_seq: int, *, n_batch: int = 512, unified: bool = False):
         lc = backend._llama_cpp
         self._lc = lc
         self._backend = backend
@@ -123,6 +124,7 @@ class BatchEngine:
                              or lc.llama_model_n_swa(self.model) > 0)
         self._batch = lc.llama_batch_init(n_batch, 0, 1)
         self._slots = [_Slot(i) for i in range(n_parallel)]
+        self._running = False
         self.last_run: dict[str, Any] = {}
 
     # --- public -------------------------------------------------------------------------
@@ -138,13 +140,16 @@ class BatchEngine:
         `options.cancel`; on cancel (or Ctrl-C) every unfinished request gets a final chunk
         with finish_reason "cancelled" (then KeyboardInterrupt is raised again).
         """
+        if self._running:
+            raise BackendError("this model is already running a batch: finish (or close) that one first")
         n_slots = min(parallel or self.n_parallel, self.n_parallel)
         slots = self._slots[:n_slots]
         queue = deque(range(len(requests)))
         seed = options.seed if options.seed is not None else random.randint(0, 2**31 - 1)
         grammar = self._backend._grammar(options.json_schema)
         n_draft = min(n_draft, self.n_batch // n_slots - 1) if drafter is not None else 0
-        interrupted = False
+        interrupted = consistent = False
+        self._running = True
         steps = decoded = 0
         self._drafted = self._accepted = 0
         t0 = time.perf_counter()
@@ -167,7 +172,6 @@ class BatchEngine:
                     plan = self._fill(slots)
                     rc = self._lc.llama_decode(self.ctx, self._batch)
                     if rc != 0:
-                        self._reset(slots)
                         raise BackendError(f"llama.cpp failed to decode a batch (code {rc}): lower --parallel or --n-ctx")
                     steps += 1
                     decoded += self._batch.n_tokens
@@ -175,7 +179,7 @@ class BatchEngine:
                         yield from self._advance(slot, n_added, first_out)
             except KeyboardInterrupt:
                 interrupted = True
-                self._reset(slots)
+            consistent = not interrupted
             # Cancelled or interrupted: every request not finished gets its final chunk.
             for slot in slots:
                 if slot.job is not None:
@@ -185,10 +189,13 @@ class BatchEngine:
                 yield index, self._cancelled_chunk(requests[index])
             queue.clear()
         finally:
+            self._running = False
             for slot in slots:
                 if slot.job is not None:
                     slot.job.sampler.close()
                     slot.job = None
+            if not consistent:  # stopped between a decode and its bookkeeping: forget the caches
+                self._reset(slots)
             self.last_run = {"steps": steps, "decoded_tokens": decoded, "drafted": self._drafted,
                              "accepted": self._accepted, "wall_s": time.perf_counter() - t0}
         if interrupted:
@@ -366,6 +373,8 @@ def prepare_requests(backend: Any, prompts: Sequence[Any], options: GenerationOp
     requests = []
     for i, prompt in enumerate(prompts):
         tokens, format_stops = backend.prompt_tokens(prompt)
+        if not tokens:
+            raise BackendError(f"prompt {i} is empty: there is nothing to continue from")
         if len(tokens) >= backend.n_ctx:
             err = ContextOverflowError(len(tokens), backend.n_ctx)
             err.args = (f"prompt {i}: {err}",)
