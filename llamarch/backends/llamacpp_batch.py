@@ -151,7 +151,7 @@ class BatchEngine:
         interrupted = consistent = False
         self._running = True
         steps = decoded = 0
-        self._drafted = self._accepted = 0
+        self._drafted = self._accepted = self._moved = 0
         t0 = time.perf_counter()
         try:
             try:
@@ -165,6 +165,8 @@ class BatchEngine:
                         slot = max(free, key=lambda s: common_prefix(s.cached, requests[index].tokens))
                         free.remove(slot)
                         self._admit(slot, index, requests, options, seed, grammar)
+                    if not queue:
+                        self._compact(slots)
                     if n_draft:
                         for slot in slots:
                             if slot.job is not None and slot.job.generating:
@@ -197,7 +199,7 @@ class BatchEngine:
             if not consistent:  # stopped between a decode and its bookkeeping: forget the caches
                 self._reset(slots)
             self.last_run = {"steps": steps, "decoded_tokens": decoded, "drafted": self._drafted,
-                             "accepted": self._accepted, "wall_s": time.perf_counter() - t0}
+                             "accepted": self._accepted, "moved": self._moved, "wall_s": time.perf_counter() - t0}
         if interrupted:
             raise KeyboardInterrupt
 
@@ -231,6 +233,25 @@ class BatchEngine:
         job.cached = keep
         job.t_admit = time.perf_counter()
         slot.job = job
+
+    def _compact(self, slots: Sequence[_Slot]) -> None:
+        """Move sequences down into free slots so the busy ones have consecutive ids.
+
+        llama.cpp cuts a batch at every gap in the sequence ids, and each piece is another
+        pass over the weights; once no prompt is waiting to fill a freed slot, the last
+        sequences are moved (a copy of their cache stream) instead.
+        """
+        busy = [s for s in slots if s.job is not None]
+        if not self.can_trim or not busy or busy[-1].seq_id == len(busy) - 1:
+            return
+        free = [s for s in slots[: len(busy)] if s.job is None]
+        for src, dst in zip(reversed([s for s in busy if s.seq_id >= len(busy)]), free):
+            self._lc.llama_memory_seq_rm(self.mem, dst.seq_id, -1, -1)
+            self._lc.llama_memory_seq_cp(self.mem, src.seq_id, dst.seq_id, -1, -1)
+            self._lc.llama_memory_seq_rm(self.mem, src.seq_id, -1, -1)
+            dst.job, src.job = src.job, None
+            dst.cached, src.cached = src.cached, []
+            self._moved += 1
 
     def _draft(self, slot: _Slot, drafter: Any, n_draft: int) -> None:
         job = slot.job
