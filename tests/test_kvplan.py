@@ -15,14 +15,15 @@ def test_kv_bytes_per_token_from_real_headers(smollm_path, qwen05_path):
     assert smol.kv_bytes_per_token() == 30 * 3 * (64 + 64) * 2
 
 
-def test_kv_size_matches_what_llama_cpp_allocates(smollm):
-    """The engine's context holds exactly the planned cache (llama.cpp reports its state size)."""
-    smollm.generate_batch(["1, 2, 3,", "a, b, c,", "x"], parallel=3, temperature=0, max_tokens=4)
-    engine = smollm.backend._batch_engine
-    plan = smollm.backend.last_plan
-    assert engine.n_ctx_seq == plan.n_ctx_seq and engine.n_parallel == plan.n_parallel
-    lc = smollm.backend._llama_cpp
-    assert lc.llama_n_ctx(engine.ctx) == plan.n_parallel * plan.n_ctx_seq
+def test_engine_context_is_the_planned_size(smollm_path):
+    """A new model's batch context has exactly the planned sequences and cells per sequence."""
+    from llamarch import LLM
+
+    with LLM("smollm2-135m", n_ctx=1024) as llm:
+        llm.generate_batch(["1, 2, 3,", "a, b, c,", "x"], parallel=3, temperature=0, max_tokens=4)
+        engine, plan = llm.backend._batch_engine, llm.backend.last_plan
+        assert (engine.n_parallel, engine.n_ctx_seq) == (plan.n_parallel, plan.n_ctx_seq) == (3, 256)
+        assert llm.backend._llama_cpp.llama_n_ctx(engine.ctx) == 3 * 256
 
 
 SHAPE = ModelShape(n_layer=24, n_head=14, n_head_kv=(2,) * 24, key_length=64, value_length=64,
