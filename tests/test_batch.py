@@ -243,8 +243,10 @@ def test_prompt_too_long_names_the_prompt(smollm):
 
 
 def test_plan_is_reported_and_fits(smollm):
+    planned = smollm.plan_batch(["1, 2, 3,", "a, b, c,"], parallel=8, max_tokens=4)
     smollm.generate_batch(["1, 2, 3,", "a, b, c,"], parallel=8, temperature=0, max_tokens=4)
     plan = smollm.backend.last_plan
+    assert (planned.n_parallel, planned.n_ctx_seq, planned.kv_bytes) == (plan.n_parallel, plan.n_ctx_seq, plan.kv_bytes)
     assert plan.n_parallel == 2  # never more sequences than prompts
     assert plan.kv_bytes == smollm.backend.shape.kv_bytes_per_token() * 2 * plan.n_ctx_seq
     assert "KV cache" in plan.summary()

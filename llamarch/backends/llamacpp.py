@@ -332,6 +332,13 @@ class LlamaCppBackend:
 
         return stream_batch(self, prompts, options, parallel)
 
+    def plan_batch(self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None) -> Any:
+        """The memory plan `stream_batch` would use for these prompts (nothing is allocated)."""
+        from .llamacpp_batch import plan_for, prepare_requests
+
+        n_draft = self._speculative.n_draft if self._speculative is not None else 0
+        return plan_for(self, prepare_requests(self, prompts, options), parallel, n_draft, notify=lambda line: None)
+
     def _piece(self, token: int) -> bytes:
         """The bytes of one token (llama-cpp-python's own helper returns its whole buffer)."""
         piece = self._pieces.get(token)

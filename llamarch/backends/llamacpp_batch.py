@@ -440,6 +440,8 @@ def stream_batch(backend: Any, prompts: Sequence[Any], options: GenerationOption
     """`LlamaCppBackend.stream_batch`: plan, then run the prompts through the batch engine."""
     if not prompts:
         return
+    if backend._llm is None:
+        raise BackendError(f"{backend.model_name} is closed: load it again")
     requests = prepare_requests(backend, prompts, options)
     spec = backend._speculative
     n_draft = spec.n_draft if spec is not None else 0
