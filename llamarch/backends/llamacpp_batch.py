@@ -47,6 +47,7 @@ class _Job:
     drafts: list[int] = field(default_factory=list)  # the tail of `pending` that is speculative
     history: list[int] = field(default_factory=list)  # prompt + generated, for drafting
     generating: bool = False
+    draft_len: int = 2  # adapts: doubles while all drafts are taken, shrinks to what was taken
     cached: int = 0
     received: int = 0
     generated: int = 0
@@ -254,9 +255,10 @@ class BatchEngine:
             self._moved += 1
 
     def _draft(self, slot: _Slot, drafter: Any, n_draft: int) -> None:
+        """Append up to `n_draft` proposed tokens to the sequence's next step."""
         job = slot.job
         assert job is not None
-        room = min(n_draft, job.request.limit - job.generated - 1, self.n_ctx_seq - len(slot.cached) - 2)
+        room = min(job.draft_len, n_draft, job.request.limit - job.generated - 1, self.n_ctx_seq - len(slot.cached) - 2)
         if room <= 0:
             return
         drafts = list(drafter.propose(slot.seq_id, job.history, room))[:room]
@@ -332,6 +334,8 @@ class BatchEngine:
                 del slot.cached[valid:]
             job.pending = [token]
             break
+        if drafts:  # a draft fully taken earns a longer one; a miss, one just past the hits
+            job.draft_len = min(2 * job.draft_len, 64) if i == len(drafts) else i + 1
         if job.finish is not None:
             yield self._finish(slot)
 
