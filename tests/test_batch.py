@@ -272,3 +272,28 @@ def test_empty_prompt_is_refused(smollm):
 
     with pytest.raises(LlamarchError, match="prompt 0 is empty"):
         list(smollm.stream_batch([""], max_tokens=4))
+
+
+def test_batches_apply_the_lora_adapter(smollm, smollm_path, tmp_path):
+    from lora_file import write_lora
+
+    from llamarch import LLM
+    from llamarch.gguf_file import read_header
+
+    meta = read_header(smollm_path).metadata
+    n_embd, n_layer = meta["llama.embedding_length"], meta["llama.block_count"]
+    adapter = write_lora(tmp_path / "adapter.gguf", "llama",
+                         {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)})
+    prompts = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:3]]
+    base = [token_ids(smollm.stream(p, temperature=0, max_tokens=24)) for p in prompts]
+    with LLM("smollm2-135m", n_ctx=1024, lora_path=str(adapter)) as tuned:
+        sequential = [token_ids(tuned.stream(p, temperature=0, max_tokens=24)) for p in prompts]
+        assert sequential != base  # the adapter changes the replies
+        batched: dict[int, list] = {i: [] for i in range(len(prompts))}
+        for i, chunk in tuned.stream_batch(prompts, parallel=3, temperature=0, max_tokens=24):
+            batched[i].append(chunk)
+        for i, prompt in enumerate(prompts):
+            got = token_ids(batched[i])
+            same_or_near_tie(tuned, prompt, sequential[i], got, f"prompt {i}")
+            if sequential[i] != base[i]:
+                assert got != base[i], f"prompt {i}: the batch ran without the adapter"
