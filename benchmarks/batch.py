@@ -45,6 +45,10 @@ def ceiling(plain, n_prompt: int = 256, n_decode: int = 48) -> dict[str, float]:
     return {"prompt_tps": prompt_tps, "decode_tps": decode_tps, "ratio": prompt_tps / decode_tps}
 
 
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def run_plain(plain, prompts, max_tokens: int) -> dict:
     plain.reset()
     t0 = time.perf_counter()
@@ -54,6 +58,7 @@ def run_plain(plain, prompts, max_tokens: int) -> dict:
         texts.append(out["choices"][0]["message"]["content"] or "")
         tokens += out["usage"]["completion_tokens"]
     wall = time.perf_counter() - t0
+    log(f"sequential plain: {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s")
     return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall, "texts": texts}
 
 
@@ -65,6 +70,7 @@ def run_batched(llm, prompts, max_tokens: int, parallel: int | None) -> dict:
     replies = llm.generate_batch(prompts, parallel=parallel, max_tokens=max_tokens, temperature=0.0)
     wall = time.perf_counter() - t0
     tokens = sum(r.stats.completion_tokens for r in replies)
+    log(f"batched llamarch (parallel {llm.backend.last_plan.n_parallel}): {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s")
     return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall, "texts": [r.text for r in replies],
             "parallel": llm.backend.last_plan.n_parallel, "plan": llm.backend.last_plan.summary()}
 
