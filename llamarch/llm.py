@@ -87,6 +87,13 @@ class LLM:
             for chunk in self.backend.stream(prompt, opts):
                 yield i, chunk
 
+    def plan_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, **options: Any) -> Any:
+        """How `stream_batch` would run these prompts (sequences at once, KV cache bytes), or
+        None for engines that do not plan; nothing is allocated. `plan.summary()` is one line."""
+        opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
+        planner = getattr(self.backend, "plan_batch", None)
+        return planner(list(prompts), opts, parallel=parallel) if planner is not None else None
+
     def generate_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, **options: Any) -> list[Response]:
         """Whole replies to many prompts, in input order."""
         texts: dict[int, list[str]] = {i: [] for i in range(len(prompts))}

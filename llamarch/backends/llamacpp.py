@@ -100,6 +100,9 @@ class LlamaCppBackend:
         use_chat_template: bool = True,
         seed: int | None = None,
         verbose: bool = False,
+        draft_model: Any = None,
+        prompt_lookup: bool = False,
+        n_draft: int | None = None,
     ):
         llama_cpp = import_llama_cpp()
         self.model_path = Path(model_path)
@@ -151,6 +154,16 @@ class LlamaCppBackend:
         self._formatter = self._make_formatter(chat_template, use_chat_template)
         self._grammars: dict[str, Any] = {}
         self._pieces: dict[int, bytes] = {}
+        self._batch_engine: Any = None
+        self._speculative = None
+        if draft_model is not None or prompt_lookup:
+            from .llamacpp_batch import Speculative
+
+            try:
+                self._speculative = Speculative(self, draft_model, prompt_lookup, n_draft, n_gpu_layers=n_gpu_layers)
+            except BaseException:
+                self.close()
+                raise
 
     @classmethod
     def open(cls, model: str | Path | None, **options: Any) -> LlamaCppBackend:
@@ -267,6 +280,11 @@ class LlamaCppBackend:
     def stream(self, prompt: Prompt, options: GenerationOptions) -> Iterator[Chunk]:
         if self._llm is None:
             raise BackendError(f"{self.model_name} is closed: load it again")
+        if self._speculative is not None:
+            return (chunk for _, chunk in self.stream_batch([prompt], options, parallel=1))
+        return self._stream(prompt, options)
+
+    def _stream(self, prompt: Prompt, options: GenerationOptions) -> Iterator[Chunk]:
         t_call = time.perf_counter()
         tokens, format_stops = self.prompt_tokens(prompt)
         n_prompt = len(tokens)
@@ -339,6 +357,35 @@ class LlamaCppBackend:
         """Forget the KV cache: the next prompt is evaluated from its first token."""
         if self._llm is not None:
             self._llm.reset()
+        if self._batch_engine is not None:
+            self._batch_engine.clear()
+
+    # --- batches ------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> Any:
+        """Layers, heads and sizes that the KV cache depends on (from the GGUF header)."""
+        from .kvplan import ModelShape
+
+        return ModelShape.from_metadata(self.metadata, self._llm.n_vocab())
+
+    @property
+    def on_gpu(self) -> bool:
+        return bool(self._llama_cpp.llama_supports_gpu_offload()) and self.n_gpu_layers != 0
+
+    def stream_batch(self, prompts: Sequence[Prompt], options: GenerationOptions,
+                     parallel: int | None = None) -> Iterator[tuple[int, Chunk]]:
+        """Replies to many prompts, up to `parallel` decoded together (default: planned)."""
+        from .llamacpp_batch import stream_batch
+
+        return stream_batch(self, prompts, options, parallel)
+
+    def plan_batch(self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None) -> Any:
+        """The memory plan `stream_batch` would use for these prompts (nothing is allocated)."""
+        from .llamacpp_batch import plan_for, prepare_requests
+
+        n_draft = self._speculative.n_draft if self._speculative is not None else 0
+        return plan_for(self, prepare_requests(self, prompts, options), parallel, n_draft, notify=lambda line: None)
 
     def _piece(self, token: int) -> bytes:
         """The bytes of one token (llama-cpp-python's own helper returns its whole buffer)."""
@@ -367,6 +414,11 @@ class LlamaCppBackend:
     # --- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
+        for attr in ("_batch_engine", "_speculative"):
+            part = getattr(self, attr, None)
+            if part is not None:
+                part.close()
+                setattr(self, attr, None)
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             llm.close()

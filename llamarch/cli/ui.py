@@ -61,6 +61,9 @@ def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
         click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."),
         click.option("--gpu-layers", "n_gpu_layers", type=int, help="Layers to offload to the GPU (default: all where available)."),
         click.option("--lora", "--adapter", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
+        click.option("--draft-model", help="Speculative decoding: a smaller model with the same tokenizer drafts tokens (llama.cpp)."),
+        click.option("--prompt-lookup", is_flag=True, default=None,
+                     help="Speculative decoding: draft tokens by repeating text from the prompt (llama.cpp)."),
     ]
     if remote_key:
         options.append(click.option(
@@ -86,10 +89,19 @@ def served_model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _apply(_model_option_list(remote_key=False), f)
 
 
+PARALLEL_HELP = ("Prompts decoded together in one batch (default: planned from cores, memory and context; "
+                 "lowered with a notice when the KV cache would not fit).")
+
+
+def parallel_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--parallel N for commands that run many prompts (distill, judge, eval): `LLM.stream_batch(parallel=N)`."""
+    return click.option("--parallel", type=click.IntRange(min=1), default=None, help=PARALLEL_HELP)(f)
+
+
 def engine_options(**kwargs: Any) -> dict[str, Any]:
     """The engine options a command received, without the unset ones."""
-    keys = ("n_ctx", "n_threads", "n_gpu_layers", "lora_path", "api_key")
-    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+    keys = ("n_ctx", "n_threads", "n_gpu_layers", "lora_path", "api_key", "draft_model", "prompt_lookup")
+    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None and kwargs.get(k) is not False}
 
 
 def echo_err(message: str) -> None:
