@@ -13,13 +13,17 @@ import click
 # command name -> "module:attribute"; imported only when that command runs (or its help shows).
 COMMANDS: dict[str, str] = {
     "chat": "llamarch.cli.chat:chat",
+    "distill": "llamarch.cli.distill:distill",
     "generate": "llamarch.cli.generate:generate",
+    "judge": "llamarch.cli.judge:judge",
     "models": "llamarch.cli.models:models",
 }
 
 HELP = {
     "chat": "Chat with a model in an interactive session.",
+    "distill": "Teach a small student with a teacher's verdicts, then LoRA-train it.",
     "generate": "Generate a reply to one prompt, streamed to stdout.",
+    "judge": "Score an answer with a teacher model: score, critique, improved answer.",
     "models": "List, pull, inspect and remove models.",
 }
 

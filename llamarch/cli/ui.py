@@ -55,11 +55,23 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """-m/--model and the engine options every model-running command takes."""
     options = [
         click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP),
-        click.option("--backend", type=click.Choice(["llamacpp", "mlx", "openai"]), help="Engine (default: from the model)."),
+        click.option("--backend", type=BACKEND_CHOICE, help="Engine (default: from the model)."),
+    ]
+    f = engine_flags(click.option("--lora", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply.")(f))
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+BACKEND_CHOICE = click.Choice(["llamacpp", "mlx", "openai"])
+
+
+def engine_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--n-ctx, --threads and --gpu-layers: how to load a model, for any model option."""
+    options = [
         click.option("--n-ctx", type=click.IntRange(min=64), help="Context window in tokens (default: min(4096, the model's))."),
         click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."),
         click.option("--gpu-layers", "n_gpu_layers", type=int, help="Layers to offload to the GPU (default: all where available)."),
-        click.option("--lora", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
     ]
     for option in reversed(options):
         f = option(f)
