@@ -60,9 +60,9 @@ def test_distill_end_to_end_no_train(tmp_path, smollm_path):
     assert f"{prompts}:2: not valid JSON" in proc.stderr
     assert f'{prompts}:5: expected a "prompt" string or a "messages" list' in proc.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["prompts"] == {"train": 4, "held_out": 1, "skipped_lines": [
-        f"{prompts}:2: not valid JSON (Unterminated string starting at)",
-        f'{prompts}:5: expected a "prompt" string or a "messages" list']}
+    assert (report["prompts"]["train"], report["prompts"]["held_out"]) == (4, 1)
+    skipped = report["prompts"]["skipped_lines"]
+    assert len(skipped) == 2 and skipped[0].startswith(f"{prompts}:2: not valid JSON")
     verdicts = report["verdicts"]
     assert verdicts["count"] == 4 and verdicts["valid"] + verdicts["invalid"] == 4
     rows = [json.loads(line) for f in ("train.jsonl", "valid.jsonl") for line in (out / f).read_text().splitlines()]
@@ -137,3 +137,14 @@ def test_judge_cli_over_a_pairs_file_resumes_from_the_store(tmp_path, smollm_pat
     assert len(lines) == 1 and json.loads(lines[0])["line"] == 1
     assert f"{pairs}:2: not valid JSON" in first.output
     assert stored(Path(os.environ["LLAMARCH_HOME"]) / "llamarch.db", "verdict") == 1  # kept for a rerun
+
+
+def test_judge_cli_student_run_prints_one_line_per_prompt(tmp_path, smollm_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "Reverse a string in Python."}\n{"prompt": "Sum a list in Python."}\n')
+    result = CliRunner().invoke(cli, ["judge", "-t", "smollm2-135m", "--max-tokens", "48", "--student", "smollm2-135m", "--student-max-tokens", "24",
+                                      "--prompts", str(prompts)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [r["prompt"] for r in rows] == ["Reverse a string in Python.", "Sum a list in Python."]
+    assert all(r["answer"] and r["verdict"]["raw"] and r["student_s"] > 0 for r in rows)

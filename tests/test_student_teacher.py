@@ -120,3 +120,63 @@ def test_run_yields_answer_verdict_and_timings_in_order(smollm):
     for it in items:
         assert it.answer.strip() and it.student_s > 0 and it.teacher_s > 0
         assert it.verdict.raw and (it.verdict.valid == (it.verdict.score is not None))
+
+
+def test_teacher_synthesizes_distinct_prompts_and_reuses_stored_rounds(qwen05):
+    from llamarch.patterns.student_teacher.synthesize import normalized, synthesize_prompts
+
+    cache: dict[str, str] = {}
+
+    def cached(request: str, compute):
+        if request not in cache:
+            cache[request] = compute()
+        return cache[request]
+
+    prompts = synthesize_prompts(qwen05, "Python string processing", 3, cached, max_rounds=2)
+    assert 1 <= len(prompts) <= 3 and all(p.strip() for p in prompts)
+    assert len({normalized(p) for p in prompts}) == len(prompts)
+
+    def no_model():
+        raise AssertionError("a stored round was generated again")
+
+    assert synthesize_prompts(no_model, "Python string processing", 3, cached, max_rounds=2) == prompts
+
+
+def test_train_student_writes_the_set_then_needs_finetune(smollm, tmp_path, monkeypatch):
+    import sys
+
+    from llamarch.errors import LlamarchError
+
+    monkeypatch.setitem(sys.modules, "llamarch.finetune", None)  # a build without the MLX training piece
+    st = StudentTeacher(smollm, smollm)
+    with pytest.raises(LlamarchError, match="llamarch.finetune"):
+        st.student.fine_tune([("Add 1 and 2.", "1 + 2"), ("Add 3 and 4.", "3 + 4")], out_dir=tmp_path)
+    rows = [json.loads(line) for name in ("train.jsonl", "valid.jsonl") for line in (tmp_path / "data" / name).read_text().splitlines()]
+    assert {r["messages"][-1]["content"] for r in rows} == {"1 + 2", "3 + 4"}
+    with pytest.raises(LlamarchError, match="llamarch.finetune"):
+        st.train_student([("Add 1 and 2.", "1 + 2")])
+
+
+@pytest.fixture(scope="module")
+def qwen15():
+    from conftest import installed_model
+
+    installed_model("qwen2.5-coder-1.5b")
+    llm = LLM("qwen2.5-coder-1.5b", n_ctx=2048)
+    yield llm
+    llm.close()
+
+
+def test_teacher_scores_correct_answers_above_broken_ones(qwen15):
+    """The embedded teacher on the fixed pairs of tests/data/judge_pairs.jsonl.
+
+    Only the score matters here, so verdicts skip the improved answer (the score comes
+    before it in the schema, so the scores are the ones a full verdict gives).
+    """
+    teacher = Teacher(qwen15, options={"max_tokens": 200})
+    pairs = [(p["question"], p[kind]) for p in PAIRS for kind in ("correct", "broken")]
+    scores: dict[int, int | None] = {i: v.score for i, v, _ in teacher.judge_many(pairs, improve=False)}
+    results = [(scores[2 * n], scores[2 * n + 1]) for n in range(len(PAIRS))]
+    right = sum(1 for good, bad in results if good is not None and bad is not None and good > bad)
+    print(f"correct > broken in {right} of {len(PAIRS)} pairs: {results}")
+    assert right > len(PAIRS) / 2, results

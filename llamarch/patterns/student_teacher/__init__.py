@@ -38,12 +38,12 @@ class StudentTeacher:
     """A student that answers and a teacher that evaluates; the teacher's feedback trains the student.
 
     `student_llm` and `teacher_llm` are each an `LLM`, a catalog id, a path to a model
-    file, or a model spec such as "openai:MODEL@URL".
+    file, or a model spec such as "openai:MODEL@URL" (or a ready `Student` / `Teacher`).
     """
 
-    def __init__(self, student_llm: ModelLike, teacher_llm: ModelLike):
-        self.student = Student(student_llm)
-        self.teacher = Teacher(teacher_llm)
+    def __init__(self, student_llm: ModelLike | Student, teacher_llm: ModelLike | Teacher):
+        self.student = student_llm if isinstance(student_llm, Student) else Student(student_llm)
+        self.teacher = teacher_llm if isinstance(teacher_llm, Teacher) else Teacher(teacher_llm)
 
     def generate_response(self, query: str) -> tuple[str, str]:
         """(student_response, teacher_response): the student's answer and the teacher's evaluation."""

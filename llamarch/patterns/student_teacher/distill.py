@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from .roles import MAX_LENGTH, Student, Teacher
 from .rubric import Rubric
 from .synthesize import synthesize_prompts
 from .training import TRAIN_FILE, VALID_FILE, chat_row, split_valid, train_student_adapter
-from .verdict import VERDICT_SCHEMA, Verdict
+from .verdict import SCORE_SCHEMA, VERDICT_SCHEMA, Verdict
 
 DEFAULT_STUDENT = "qwen2.5-coder-0.5b"
 DEFAULT_TEACHER = "qwen2.5-coder-1.5b"
@@ -98,10 +99,11 @@ def answer_key(identity: dict[str, Any], item: PromptItem, system: str | None, o
     return result_key("answer", identity, item.messages, system, options)
 
 
-def verdict_key(identity: dict[str, Any], rubric: Rubric, question: str, answer: str, options: dict[str, Any]) -> str:
+def verdict_key(identity: dict[str, Any], rubric: Rubric, question: str, answer: str, options: dict[str, Any],
+                improve: bool = True) -> str:
     """What a verdict depends on: the teacher, its rubric and settings, and what it saw."""
     return result_key("verdict", identity, rubric.template, question[:MAX_LENGTH], answer[:MAX_LENGTH],
-                      options, VERDICT_SCHEMA)
+                      options, VERDICT_SCHEMA if improve else SCORE_SCHEMA)
 
 
 def sha256_of(path: Path) -> str:
@@ -124,8 +126,10 @@ class _Lazy:
         return self._role
 
     def close(self) -> None:
+        """Free the model; a later `get` opens it again."""
         if self._role is not None:
             self._role.close()
+            self._role = None
 
 
 def fill_from_store(store: Store, kind: str, keys: Sequence[str],
@@ -145,7 +149,11 @@ def fill_from_store(store: Store, kind: str, keys: Sequence[str],
     if pending:
         for j, value in compute(pending):
             key = keys[pending[j]]
-            store.put_result(kind, key, value)
+            try:
+                store.put_result(kind, key, value)
+            except sqlite3.Error as e:  # a full disk, a store gone read-only
+                raise LlamarchError(f"could not save a result to {store.path} ({e}): fix that and rerun; "
+                                    "what was saved before is kept") from None
             for i in waiting[key]:
                 results[i] = value
             advance(len(waiting[key]))
@@ -278,14 +286,16 @@ class Distiller:
 
         return self._phase(label, "answer", keys, compute)
 
-    def judge(self, items: Sequence[PromptItem], answers: Sequence[dict[str, Any]], label: str) -> list[Verdict]:
-        """The teacher's verdict on each answer."""
+    def judge(self, items: Sequence[PromptItem], answers: Sequence[dict[str, Any]], label: str,
+              improve: bool = True) -> list[Verdict]:
+        """The teacher's verdict on each answer (held-out ones need no improved answer)."""
         options = self.cfg.teacher_options()
         pairs = [(it.question, a["text"]) for it, a in zip(items, answers)]
-        keys = [verdict_key(self.teacher_id, self.rubric, q, a, options) for q, a in pairs]
+        keys = [verdict_key(self.teacher_id, self.rubric, q, a, options, improve) for q, a in pairs]
 
         def compute(indices: list[int]) -> Iterator[tuple[int, Any]]:
-            for j, verdict, seconds in self._teacher.get().judge_many([pairs[i] for i in indices], self.cfg.parallel):
+            teacher = self._teacher.get()
+            for j, verdict, seconds in teacher.judge_many([pairs[i] for i in indices], self.cfg.parallel, improve):
                 yield j, {**verdict.to_dict(), "seconds": seconds}
 
         return [Verdict.from_dict(v) for v in self._phase(label, "verdict", keys, compute)]
@@ -333,6 +343,8 @@ class Distiller:
             path = self.out / stored["path"]
             if path.is_file() and sha256_of(path) == stored["sha256"]:
                 return path
+        self._teacher.close()  # training wants the memory
+        self._student.close()
         t = time.perf_counter()
         with self.ui.phase("training the student (LoRA)", 1) as advance:
             path = train_student_adapter(cfg.student, self.out, self.out / ADAPTER_DIR, cfg.train_settings)
@@ -348,7 +360,7 @@ class Distiller:
         if not held:
             return None
         before = self.judge(held, self.answer(held, self._student, self.student_id, "held-out: student"),
-                            "held-out: student verdicts")
+                            "held-out: student verdicts", improve=False)
         after = None
         if adapter is not None:
             tuned = _Lazy(lambda: self._open_student(adapter))
@@ -357,7 +369,7 @@ class Distiller:
                 answers = self.answer(held, tuned, identity, "held-out: student + adapter")
             finally:
                 tuned.close()
-            after = self.judge(held, answers, "held-out: student + adapter verdicts")
+            after = self.judge(held, answers, "held-out: student + adapter verdicts", improve=False)
         return compare(held, before, after)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from ...backends import Chunk, Message, Prompt, Response
 from ...llm import LLM
 from .rubric import DEFAULT_EVALUATION_PROMPT, Rubric, fill
-from .verdict import VERDICT_SCHEMA, Verdict, parse_verdict
+from .verdict import SCORE_SCHEMA, VERDICT_SCHEMA, Verdict, parse_verdict
 
 MAX_LENGTH = 4000
 """The most characters of a student's answer the teacher sees (the rest is cut off).
@@ -26,9 +26,8 @@ STUDENT_OPTIONS: dict[str, Any] = {"temperature": 0.0, "max_tokens": 512}
 TEACHER_OPTIONS: dict[str, Any] = {"temperature": 0.0, "max_tokens": 768}
 
 RETRY_REQUEST = (
-    "That reply was not a complete JSON object. Reply again with only the JSON object: "
-    '"critique" (at most three sentences), "score" (an integer from 1 to 10) and '
-    '"improved_answer".'
+    "That reply was not a complete JSON object. Reply again with only the JSON object asked "
+    "for, keeping the critique to at most three sentences."
 )
 
 
@@ -40,9 +39,13 @@ def as_llm(model: ModelLike, backend: str | None = None, **engine: Any) -> tuple
 
 
 def model_spec(llm: LLM) -> str:
-    """What reopens this model: its file for local engines, else the id it was opened with."""
+    """What reopens this model: its catalog id, else its file, else the spec it was opened with."""
+    from ...catalog import load_catalog
+
     path = getattr(llm.backend, "model_path", None)
-    return str(path) if path is not None else llm.model_id
+    if llm.model_id in load_catalog() or path is None:
+        return llm.model_id
+    return str(path)
 
 
 def completed(stream: Iterable[tuple[int, Chunk]]) -> Iterator[tuple[int, Response]]:
@@ -156,14 +159,17 @@ class Teacher(_Role):
     def judge_prompt(self, query: str, answer: str) -> Prompt:
         return self.llm.messages_for(self.rubric.render(query[:MAX_LENGTH], answer[:MAX_LENGTH]))
 
-    def judge(self, query: str, answer: str) -> Verdict:
-        """Score an answer from 1 to 10, with a critique and an improved answer."""
-        for _, verdict, _ in self.judge_many([(query, answer)]):
+    def judge(self, query: str, answer: str, improve: bool = True) -> Verdict:
+        """Score an answer from 1 to 10, with a critique and (unless `improve` is False) an improved answer."""
+        for _, verdict, _ in self.judge_many([(query, answer)], improve=improve):
             return verdict
         raise AssertionError("judge_many yielded nothing")
 
-    def judge_many(self, pairs: Sequence[tuple[str, str]], parallel: int | None = None) -> Iterator[tuple[int, Verdict, float]]:
+    def judge_many(self, pairs: Sequence[tuple[str, str]], parallel: int | None = None,
+                   improve: bool = True) -> Iterator[tuple[int, Verdict, float]]:
         """(index, verdict, seconds) per (query, answer) pair, as each verdict is ready.
+
+        `improve=False` skips the improved answer (a quicker verdict, for comparisons).
 
         Output is constrained to `VERDICT_SCHEMA` where the engine can; a reply that still
         does not parse (an engine that ignores the schema, a reply cut at max_tokens) is
@@ -171,7 +177,7 @@ class Teacher(_Role):
         `valid=False` and no score.
         """
         prompts = [self.judge_prompt(q, a) for q, a in pairs]
-        options = {**self.options, "json_schema": VERDICT_SCHEMA}
+        options = {**self.options, "json_schema": VERDICT_SCHEMA if improve else SCORE_SCHEMA}
         failed: dict[int, tuple[Response, Verdict]] = {}
         for i, reply in completed(self.llm.stream_batch(prompts, parallel=parallel, **options)):
             verdict = parse_verdict(reply.text)

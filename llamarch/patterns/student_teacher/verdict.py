@@ -32,6 +32,13 @@ VERDICT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# A verdict without the improved answer: for comparisons, where only the score matters.
+SCORE_SCHEMA: dict[str, Any] = {
+    **VERDICT_SCHEMA,
+    "properties": {k: v for k, v in VERDICT_SCHEMA["properties"].items() if k != "improved_answer"},
+    "required": ["critique", "score"],
+}
+
 
 @dataclass(frozen=True)
 class Verdict:
