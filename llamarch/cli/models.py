@@ -11,6 +11,10 @@ import click
 def _status(entry: Any) -> dict[str, Any]:
     from ..catalog import installed_path
 
+    if entry.backend == "openai":  # served, not downloaded
+        return {"id": entry.id, "name": entry.name, "architecture": entry.architecture,
+                "quantization": entry.quantization, "size": entry.size, "installed": True,
+                "location": "server", "path": entry.extra.get("base_url")}
     found = installed_path(entry)
     return {
         "id": entry.id,
@@ -50,8 +54,9 @@ def list_models(as_json: bool) -> None:
     for column in ("ID", "SIZE", "ARCH", "QUANT", "INSTALLED", "PATH"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["id"], _size(r["size"]), r["architecture"], r["quantization"],
-                      "yes" if r["installed"] else "no", r["path"] or "")
+        installed = "server" if r["location"] == "server" else "yes" if r["installed"] else "no"
+        table.add_row(r["id"], _size(r["size"]) if r["size"] else "-", r["architecture"], r["quantization"],
+                      installed, r["path"] or "")
     console = Console()
     if not console.is_terminal:
         console.width = 200

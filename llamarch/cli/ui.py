@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-MODEL_HELP = "Catalog id or path to a .gguf file (env LLAMARCH_MODEL; default qwen2.5-coder-0.5b)."
+MODEL_HELP = ("Catalog id, path to a .gguf file, or openai:NAME@URL for a model on an OpenAI-compatible server "
+              "(env LLAMARCH_MODEL; default qwen2.5-coder-0.5b).")
 
 
 @contextlib.contextmanager
@@ -51,8 +52,7 @@ def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]
         yield advance
 
 
-def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """-m/--model and the engine options every model-running command takes."""
+def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
     options = [
         click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP),
         click.option("--backend", type=BACKEND_CHOICE, help="Engine (default: from the model)."),
@@ -73,14 +73,33 @@ def engine_flags(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."),
         click.option("--gpu-layers", "n_gpu_layers", type=int, help="Layers to offload to the GPU (default: all where available)."),
     ]
+    if remote_key:
+        options.append(click.option(
+            "--api-key", "api_key", metavar="KEY",
+            help="Key for an openai-backend server (default: env LLAMARCH_OPENAI_API_KEY, then OPENAI_API_KEY). "
+                 "Prefer the env var: options show in the process list."))
+    return options
+
+
+def _apply(options: list[Callable[..., Any]], f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         f = option(f)
     return f
 
 
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-m/--model and the engine options every model-running command takes."""
+    return _apply(_model_option_list(remote_key=True), f)
+
+
+def served_model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """model_options without --api-key, for `serve`, whose own --api-key is the key it requires."""
+    return _apply(_model_option_list(remote_key=False), f)
+
+
 def engine_options(**kwargs: Any) -> dict[str, Any]:
     """The engine options a command received, without the unset ones."""
-    keys = ("n_ctx", "n_threads", "n_gpu_layers", "lora_path")
+    keys = ("n_ctx", "n_threads", "n_gpu_layers", "lora_path", "api_key")
     return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
 
 

@@ -1,0 +1,5 @@
+"""`python -m llamarch`: the same as the `llamarch` command."""
+
+from .cli import main
+
+main()
