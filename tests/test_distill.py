@@ -148,3 +148,29 @@ def test_judge_cli_student_run_prints_one_line_per_prompt(tmp_path, smollm_path)
     rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert [r["prompt"] for r in rows] == ["Reverse a string in Python.", "Sum a list in Python."]
     assert all(r["answer"] and r["verdict"]["raw"] and r["student_s"] > 0 for r in rows)
+
+
+@pytest.fixture(scope="module")
+def served_teacher(smollm_path: Path, tmp_path_factory):
+    """SmolLM2 behind `llamarch serve`: a teacher reached through the openai backend."""
+    from openai_servers import start_llamarch_serve
+
+    server = start_llamarch_serve(smollm_path, tmp_path_factory.mktemp("serve"))
+    yield server
+    server.stop()
+
+
+def test_judge_and_distill_with_a_teacher_on_an_openai_server(served_teacher, tmp_path, smollm_path):
+    teacher = f"openai:@{served_teacher.url}"
+    result = CliRunner().invoke(cli, ["judge", "-t", teacher, "--max-tokens", "96", "Add 2 and 2 in Python.", "2 + 2", "--json"])
+    verdict = json.loads(result.output.splitlines()[-1])
+    assert verdict["raw"] and verdict["valid"] == (verdict["score"] is not None)
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps(p) for p in PROMPTS[:3]) + "\n")
+    cmd = distill_cmd(prompts, tmp_path / "run", "--eval-split", "0", "--parallel", "2")
+    cmd[cmd.index("--teacher") + 1] = teacher
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["teacher"] == teacher and report["verdicts"]["count"] == 3 and report["evaluation"] is None

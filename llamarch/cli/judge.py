@@ -45,12 +45,16 @@ def judge(question: str | None, answer: str | None, teacher: str, backend: str |
         raise click.UsageError('give QUESTION and ANSWER (ANSWER "-" reads stdin), --pairs FILE.jsonl, or --student ID --prompts FILE.jsonl')
     if answer == "-":
         answer = sys.stdin.read()
-    with Teacher(teacher, backend=backend, rubric=rubric, options={"max_tokens": max_tokens}, **engine_options(**engine)) as t:
+    from ..patterns.student_teacher.distill import side_engine
+
+    given = engine_options(**engine)
+    with Teacher(teacher, backend=backend, rubric=rubric, options={"max_tokens": max_tokens},
+                 **side_engine(teacher, backend, given)) as t:
         if pairs is not None:
             _judge_file(t, pairs, parallel)
             return
         if student is not None and prompts is not None:
-            _student_run(student, student_max_tokens, t, prompts, parallel, engine_options(**engine))
+            _student_run(student, student_max_tokens, t, prompts, parallel, given)
             return
         assert question is not None and answer is not None
         verdict = t.judge(question, answer)
@@ -95,10 +99,11 @@ def _judge_file(teacher: Any, path: Path, parallel: int | None) -> None:
 def _student_run(student_spec: str, max_tokens: int, teacher: Any, path: Path, parallel: int | None, engine: dict[str, Any]) -> None:
     """`StudentTeacher.run` over a prompt file: one JSON line per prompt, with a progress bar."""
     from ..patterns.student_teacher import Student, StudentTeacher
+    from ..patterns.student_teacher.distill import side_engine
     from ..patterns.student_teacher.prompts import read_prompts
 
     items = read_prompts(path, on_bad_line=lambda bad: echo_err(f"skipped {bad}"))
-    with Student(student_spec, options={"max_tokens": max_tokens}, **engine) as student, item_progress(f"answering and judging {path.name}", len(items)) as advance:
+    with Student(student_spec, options={"max_tokens": max_tokens}, **side_engine(student_spec, None, engine)) as student, item_progress(f"answering and judging {path.name}", len(items)) as advance:
         for item in StudentTeacher(student, teacher).run(items, parallel=parallel):
             source = items[item.index].source
             click.echo(json.dumps({"source": source, "prompt": item.query, "answer": item.answer,

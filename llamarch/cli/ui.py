@@ -52,22 +52,11 @@ def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]
         yield advance
 
 
-def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
-    options = [
-        click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP),
-        click.option("--backend", type=BACKEND_CHOICE, help="Engine (default: from the model)."),
-    ]
-    f = engine_flags(click.option("--lora", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply.")(f))
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
 BACKEND_CHOICE = click.Choice(["llamacpp", "mlx", "openai"])
 
 
-def engine_flags(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--n-ctx, --threads and --gpu-layers: how to load a model, for any model option."""
+def _engine_option_list(remote_key: bool) -> list[Callable[..., Any]]:
+    """How to load a model: context, threads, GPU layers (and a server's key)."""
     options = [
         click.option("--n-ctx", type=click.IntRange(min=64), help="Context window in tokens (default: min(4096, the model's))."),
         click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."),
@@ -79,6 +68,17 @@ def engine_flags(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Key for an openai-backend server (default: env LLAMARCH_OPENAI_API_KEY, then OPENAI_API_KEY). "
                  "Prefer the env var: options show in the process list."))
     return options
+
+
+def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
+    engine = _engine_option_list(remote_key)
+    return [
+        click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP),
+        click.option("--backend", type=BACKEND_CHOICE, help="Engine (default: from the model)."),
+        *engine[:3],
+        click.option("--lora", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
+        *engine[3:],
+    ]
 
 
 def _apply(options: list[Callable[..., Any]], f: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,6 +95,11 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def served_model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """model_options without --api-key, for `serve`, whose own --api-key is the key it requires."""
     return _apply(_model_option_list(remote_key=False), f)
+
+
+def engine_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--n-ctx, --threads, --gpu-layers and --api-key, for commands whose models have their own options."""
+    return _apply(_engine_option_list(remote_key=True), f)
 
 
 def engine_options(**kwargs: Any) -> dict[str, Any]:

@@ -95,6 +95,13 @@ def model_identity(spec: str, backend: str | None, lora: Path | None = None) -> 
     return identity
 
 
+def side_engine(spec: str, backend: str | None, engine: dict[str, Any]) -> dict[str, Any]:
+    """The engine options that apply to one side: a server's key only goes to a server."""
+    if (backend or infer_backend(spec)) == "openai":
+        return dict(engine)
+    return {k: v for k, v in engine.items() if k != "api_key"}
+
+
 def answer_key(identity: dict[str, Any], item: PromptItem, system: str | None, options: dict[str, Any]) -> str:
     return result_key("answer", identity, item.messages, system, options)
 
@@ -177,7 +184,7 @@ class Distiller:
 
     def _open_student(self, adapter: Path | None = None) -> Student:
         cfg = self.cfg
-        engine = {**cfg.engine, **({"lora_path": adapter} if adapter else {})}
+        engine = {**side_engine(cfg.student, cfg.student_backend, cfg.engine), **({"lora_path": adapter} if adapter else {})}
         return Student(cfg.student, backend=cfg.student_backend, system=cfg.system,
                        options=cfg.student_options(), **engine)
 
@@ -186,7 +193,8 @@ class Distiller:
         options = cfg.teacher_options()
         if (cfg.teacher, cfg.teacher_backend) == (cfg.student, cfg.student_backend):
             return Teacher(self._student.get().llm, rubric=self.rubric, options=options)  # one model, two roles
-        return Teacher(cfg.teacher, backend=cfg.teacher_backend, rubric=self.rubric, options=options, **cfg.engine)
+        engine = side_engine(cfg.teacher, cfg.teacher_backend, cfg.engine)
+        return Teacher(cfg.teacher, backend=cfg.teacher_backend, rubric=self.rubric, options=options, **engine)
 
     # --- the run --------------------------------------------------------------------
 
