@@ -70,3 +70,45 @@ def test_rubric_without_slots_is_refused(tmp_path):
 def test_evaluation_prompt_without_answer_slot_appends_it():
     assert fill("Rate this:", None, "ANSWER") == "Rate this:\n\nANSWER"
     assert fill("{question} / {answer}", None, "A") == "(not given) / A"
+
+
+class ScriptedBackend:
+    """Pure logic only: replies from a script, to check the retry policy (not an engine)."""
+
+    name, n_ctx, has_chat_template = "scripted", 4096, True
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.calls = []
+
+    def stream(self, prompt, options):
+        from llamarch.backends.base import Chunk, Stats
+
+        self.calls.append((prompt, options))
+        yield Chunk(self.replies.pop(0), stats=Stats(1, 1, 1.0, 1.0, 0.1, 0.5, "length"))
+
+
+def scripted_teacher(replies):
+    from llamarch import LLM
+    from llamarch.patterns.student_teacher import Teacher
+
+    llm = LLM.__new__(LLM)
+    llm.backend, llm.backend_name, llm.model_id = ScriptedBackend(replies), "scripted", "scripted"
+    return Teacher(llm, options={"max_tokens": 100}), llm.backend
+
+
+def test_a_reply_that_does_not_parse_is_asked_for_once_more_with_twice_the_tokens():
+    good = '{"critique": "ok", "score": 6, "improved_answer": "x"}'
+    teacher, backend = scripted_teacher(['{"critique": "cut', good])
+    verdict = teacher.judge("Q?", "A")
+    assert verdict.valid and verdict.score == 6 and verdict.attempts == 2
+    (first, first_opts), (retry, retry_opts) = backend.calls
+    assert first_opts.json_schema == VERDICT_SCHEMA and (first_opts.max_tokens, retry_opts.max_tokens) == (100, 200)
+    assert retry[:len(first)] == first and retry[-2] == {"role": "assistant", "content": '{"critique": "cut'}
+
+
+def test_two_failures_give_an_invalid_verdict_not_a_made_up_score():
+    teacher, backend = scripted_teacher(["I think it is fine.", "Still fine, 9/10 maybe."])
+    verdict = teacher.judge("Q?", "A")
+    assert not verdict.valid and verdict.score is None and verdict.attempts == 2 and len(backend.calls) == 2
+    assert verdict.raw == "Still fine, 9/10 maybe."

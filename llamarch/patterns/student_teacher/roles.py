@@ -178,23 +178,23 @@ class Teacher(_Role):
         """
         prompts = [self.judge_prompt(q, a) for q, a in pairs]
         options = {**self.options, "json_schema": VERDICT_SCHEMA if improve else SCORE_SCHEMA}
-        failed: dict[int, tuple[Response, Verdict]] = {}
+        failed: dict[int, Response] = {}
         for i, reply in completed(self.llm.stream_batch(prompts, parallel=parallel, **options)):
             verdict = parse_verdict(reply.text)
             if verdict.valid:
                 yield i, verdict, reply.stats.total_s
             else:
-                failed[i] = (reply, verdict)
+                failed[i] = reply
         if not failed:
             return
         order = sorted(failed)
-        retries = [self._retry_prompt(prompts[i], failed[i][0].text) for i in order]
+        retries = [self._retry_prompt(prompts[i], failed[i].text) for i in order]
         if options.get("max_tokens"):
             options["max_tokens"] *= 2
         for j, reply in completed(self.llm.stream_batch(retries, parallel=parallel, **options)):
             i = order[j]
             verdict = replace(parse_verdict(reply.text), attempts=2)
-            yield i, verdict, failed[i][0].stats.total_s + reply.stats.total_s
+            yield i, verdict, failed[i].stats.total_s + reply.stats.total_s
 
     def _retry_prompt(self, prompt: Prompt, bad_reply: str) -> Prompt:
         if isinstance(prompt, str):  # a model without a chat template: ask afresh
