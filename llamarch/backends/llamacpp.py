@@ -255,7 +255,7 @@ class LlamaCppBackend:
     def _grammar(self, schema: dict[str, Any] | None) -> Any:
         if schema is None:
             return None
-        key = json.dumps(schema, sort_keys=True)
+        key = json.dumps(schema)  # property order is the output order: keep it
         if key not in self._grammars:
             from llama_cpp.llama_grammar import LlamaGrammar
 

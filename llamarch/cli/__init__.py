@@ -14,9 +14,11 @@ import click
 COMMANDS: dict[str, str] = {
     "chat": "llamarch.cli.chat:chat",
     "convert": "llamarch.cli.convert:convert",
+    "distill": "llamarch.cli.distill:distill",
     "eval": "llamarch.cli.eval:eval_group",
     "export": "llamarch.cli.export:export",
     "generate": "llamarch.cli.generate:generate",
+    "judge": "llamarch.cli.judge:judge",
     "logs": "llamarch.cli.logs:logs",
     "models": "llamarch.cli.models:models",
     "serve": "llamarch.cli.serve:serve",
@@ -26,9 +28,11 @@ COMMANDS: dict[str, str] = {
 HELP = {
     "chat": "Chat with a model in an interactive session.",
     "convert": "Convert a GGUF model for MLX (cached).",
+    "distill": "Teach a small student with a teacher's verdicts, then LoRA-train it.",
     "eval": "Measure models on benchmarks checked by running tests (HumanEval).",
     "export": "Export an MLX LoRA adapter to GGUF for llama.cpp.",
     "generate": "Generate a reply to one prompt, streamed to stdout.",
+    "judge": "Score an answer with a teacher model: score, critique, improved answer.",
     "logs": "List and show stored chat conversations.",
     "models": "List, pull, inspect and remove models.",
     "serve": "Serve a model over an OpenAI-compatible HTTP API.",

@@ -53,17 +53,15 @@ def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]
         yield advance
 
 
-def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
+BACKEND_CHOICE = click.Choice(["llamacpp", "mlx", "openai"])
+
+
+def _engine_option_list(remote_key: bool) -> list[Callable[..., Any]]:
+    """How to load a model: context, threads, GPU layers (and a server's key)."""
     options = [
-        click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP),
-        click.option("--backend", type=click.Choice(["llamacpp", "mlx", "openai"]), help="Engine (default: from the model)."),
         click.option("--n-ctx", type=click.IntRange(min=64), help="Context window in tokens (default: min(4096, the model's))."),
         click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."),
         click.option("--gpu-layers", "n_gpu_layers", type=int, help="Layers to offload to the GPU (default: all where available)."),
-        click.option("--lora", "--adapter", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
-        click.option("--draft-model", help="Speculative decoding: a smaller model with the same tokenizer drafts tokens (llama.cpp)."),
-        click.option("--prompt-lookup", is_flag=True, default=None,
-                     help="Speculative decoding: draft tokens by repeating text from the prompt (llama.cpp)."),
     ]
     if remote_key:
         options.append(click.option(
@@ -71,6 +69,20 @@ def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
             help="Key for an openai-backend server (default: env LLAMARCH_OPENAI_API_KEY, then OPENAI_API_KEY). "
                  "Prefer the env var: options show in the process list."))
     return options
+
+
+def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
+    engine = _engine_option_list(remote_key)
+    return [
+        click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP),
+        click.option("--backend", type=BACKEND_CHOICE, help="Engine (default: from the model)."),
+        *engine[:3],
+        click.option("--lora", "--adapter", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
+        click.option("--draft-model", help="Speculative decoding: a smaller model with the same tokenizer drafts tokens (llama.cpp)."),
+        click.option("--prompt-lookup", is_flag=True, default=None,
+                     help="Speculative decoding: draft tokens by repeating text from the prompt (llama.cpp)."),
+        *engine[3:],
+    ]
 
 
 def _apply(options: list[Callable[..., Any]], f: Callable[..., Any]) -> Callable[..., Any]:
@@ -96,6 +108,11 @@ PARALLEL_HELP = ("Prompts decoded together in one batch (default: planned from c
 def parallel_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--parallel N for commands that run many prompts (distill, judge, eval): `LLM.stream_batch(parallel=N)`."""
     return click.option("--parallel", type=click.IntRange(min=1), default=None, help=PARALLEL_HELP)(f)
+
+
+def engine_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--n-ctx, --threads, --gpu-layers and --api-key, for commands whose models have their own options."""
+    return _apply(_engine_option_list(remote_key=True), f)
 
 
 def engine_options(**kwargs: Any) -> dict[str, Any]:

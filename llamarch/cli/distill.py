@@ -1,0 +1,112 @@
+"""`llamarch distill`: teach a small student with a larger teacher's verdicts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .ui import BACKEND_CHOICE, echo_err, engine_flags, engine_options, item_progress
+
+FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
+    """KEY=VALUE pairs for llamarch.finetune; values are read as JSON when they parse."""
+    import json
+
+    settings: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--train-option")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    return settings
+
+
+@click.command()
+@click.option("--student", default="qwen2.5-coder-0.5b", show_default=True, help="Student: catalog id, .gguf path or openai:MODEL@URL.")
+@click.option("--teacher", default="qwen2.5-coder-1.5b", show_default=True, help="Teacher: catalog id, .gguf path or openai:MODEL@URL.")
+@click.option("--student-backend", type=BACKEND_CHOICE, help="The student's engine (default: from the model).")
+@click.option("--teacher-backend", type=BACKEND_CHOICE, help="The teacher's engine (default: from the model).")
+@click.option("--prompts", type=FILE, help='JSONL prompts: {"prompt": ...} or {"messages": [...]} per line.')
+@click.option("--demo-prompts", is_flag=True, help="Use the Python prompts shipped with llamarch (what `make demo` runs).")
+@click.option("--synthesize", type=click.IntRange(min=1), help="Have the teacher write N prompts first (with --topic).")
+@click.option("--topic", help="What synthesized prompts are about, e.g. 'Python string processing'.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory: results, training set, adapter, report. Rerun with the same DIR to resume.")
+@click.option("--eval-prompts", type=FILE, help="Held-out prompts to compare the student before and after (default: a split of --prompts).")
+@click.option("--eval-split", type=click.FloatRange(0, 0.9), default=0.2, show_default=True, help="Fraction of the prompts held out for evaluation when there is no --eval-prompts.")
+@click.option("--min-score", type=click.IntRange(1, 11), default=8, show_default=True, help="Answers scored below this are replaced by the teacher's improved answer in the training set.")
+@click.option("--no-train", is_flag=True, help="Stop after writing the training set (and evaluate the student alone).")
+@click.option("--adapter", type=FILE, help="Evaluate this GGUF LoRA adapter instead of training one.")
+@click.option("--rubric", type=FILE, help="The teacher's rubric template ({question}, {answer}); default: the built-in Python rubric.")
+@click.option("-s", "--system", help="System prompt for the student.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Most tokens per student answer.")
+@click.option("--judge-max-tokens", type=click.IntRange(min=16), default=768, show_default=True, help="Most tokens per verdict.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="The student's sampling temperature (verdicts are always greedy).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--parallel", "--concurrency", "parallel", type=click.IntRange(min=1), help="Sequences (llama.cpp) or requests (openai) at once (default: the engine decides).")
+@click.option("--iters", type=click.IntRange(min=1), help="LoRA training iterations.")
+@click.option("--train-option", multiple=True, metavar="KEY=VALUE", help="Other LoRA training settings (repeatable).")
+@engine_flags
+def distill(student: str, teacher: str, student_backend: str | None, teacher_backend: str | None,
+            prompts: Path | None, demo_prompts: bool, synthesize: int | None, topic: str | None, out: Path,
+            eval_prompts: Path | None, eval_split: float, min_score: int, no_train: bool, adapter: Path | None,
+            rubric: Path | None, system: str | None, max_tokens: int, judge_max_tokens: int, temperature: float,
+            seed: int, parallel: int | None, iters: int | None, train_option: tuple[str, ...], **engine: Any) -> None:
+    """Distill a teacher into a student: the student answers every prompt, the teacher
+    judges every answer, answers scored below --min-score are replaced by the teacher's
+    improved answer, the student is LoRA-trained on the result, and held-out prompts show
+    the student's mean score before and after.
+
+    Everything is stored in DIR as it is computed: kill the run at any point and run the
+    same command again to resume.
+    """
+    from ..patterns.student_teacher.distill import DEMO_PROMPTS, DistillConfig, Distiller, format_report
+
+    if demo_prompts:
+        if prompts is not None:
+            raise click.UsageError("give --prompts or --demo-prompts, not both")
+        prompts = DEMO_PROMPTS
+    if prompts is None and not synthesize:
+        raise click.UsageError("give --prompts FILE.jsonl, --demo-prompts, or --synthesize N --topic TEXT")
+    train_settings = _train_option(train_option)
+    if iters is not None:
+        train_settings["iters"] = iters
+    config = DistillConfig(
+        out=out, student=student, teacher=teacher, prompts=prompts, eval_prompts=eval_prompts,
+        eval_fraction=eval_split, min_score=min_score, train=not no_train, adapter=adapter,
+        synthesize=synthesize or 0, topic=topic, rubric=rubric, system=system, max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens, temperature=temperature, seed=seed, parallel=parallel,
+        student_backend=student_backend, teacher_backend=teacher_backend, engine=engine_options(**engine),
+        train_settings=train_settings,
+    )
+    try:
+        report = Distiller(config, CliProgress()).run()
+    except KeyboardInterrupt:
+        echo_err(f"Stopped: finished work is saved in {out}; run the same command to resume.")
+        raise
+    click.echo(format_report(report))
+    click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json, timings.json")
+
+
+class CliProgress:
+    """Progress bars on stderr for each phase of a run, and warnings as lines."""
+
+    def phase(self, description: str, total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]:
+        return _phase(description, total)
+
+    def warn(self, message: str) -> None:
+        echo_err(f"warning: {message}")
+
+
+@contextlib.contextmanager
+def _phase(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    with item_progress(description, total) as advance:
+        yield lambda n=1: advance(n)

@@ -1,0 +1,1 @@
+"""Patterns that compose several models (student-teacher, ...)."""

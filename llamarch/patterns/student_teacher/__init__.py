@@ -1,0 +1,91 @@
+"""Student-Teacher: a small student model answers, a larger expert teacher judges it, and the
+student is fine-tuned on the teacher's feedback.
+
+    from llamarch.patterns.student_teacher import StudentTeacher
+    st = StudentTeacher("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+    student_response, teacher_response = st.generate_response("Reverse a list in Python.")
+    verdict = st.teacher.judge("Reverse a list in Python.", student_response)
+    for item in st.run(["Sort a dict by value.", "Read a CSV file."]):
+        print(item.verdict.score, item.verdict.critique)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...backends import Message
+from .prompts import PromptItem, as_prompt_items
+from .roles import MAX_LENGTH, ModelLike, Student, Teacher
+from .rubric import Rubric
+from .verdict import VERDICT_SCHEMA, Verdict, parse_verdict
+
+
+@dataclass(frozen=True)
+class RunItem:
+    """One query of a batch run: the student's answer, the teacher's verdict, and timings."""
+
+    index: int
+    query: str
+    answer: str
+    verdict: Verdict
+    student_s: float
+    teacher_s: float
+
+
+class StudentTeacher:
+    """A student that answers and a teacher that evaluates; the teacher's feedback trains the student.
+
+    `student_llm` and `teacher_llm` are each an `LLM`, a catalog id, a path to a model
+    file, or a model spec such as "openai:MODEL@URL" (or a ready `Student` / `Teacher`).
+    """
+
+    def __init__(self, student_llm: ModelLike | Student, teacher_llm: ModelLike | Teacher):
+        self.student = student_llm if isinstance(student_llm, Student) else Student(student_llm)
+        self.teacher = teacher_llm if isinstance(teacher_llm, Teacher) else Teacher(teacher_llm)
+
+    def generate_response(self, query: str) -> tuple[str, str]:
+        """(student_response, teacher_response): the student's answer and the teacher's evaluation."""
+        student_response = self.student.generate_response(query)
+        teacher_response = self.teacher.evaluate_response(student_response[:MAX_LENGTH], query)
+        return student_response, teacher_response
+
+    def train_student(self, data: Any) -> None:
+        """Fine-tune the student on `data` (see `Student.fine_tune`)."""
+        self.student.fine_tune(data)
+
+    def run(self, queries: Iterable[str | Sequence[Message] | PromptItem], parallel: int | None = None,
+            window: int | None = None) -> Iterator[RunItem]:
+        """Answer and judge many queries; yields one RunItem per query, in input order.
+
+        Queries go through in windows (default: `parallel`, at least 4): the student answers
+        a window as one batch, then the teacher judges it as one batch.
+        """
+        items = as_prompt_items(list(queries))
+        size = window or max(parallel or 1, 4)
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            answers: dict[int, tuple[str, float]] = {}
+            for i, reply in self.student.answer_many([list(it.messages) for it in chunk], parallel):
+                answers[i] = (reply.text, reply.stats.total_s)
+            pairs = [(it.question, answers[i][0]) for i, it in enumerate(chunk)]
+            verdicts = {i: (v, s) for i, v, s in self.teacher.judge_many(pairs, parallel)}
+            for i, it in enumerate(chunk):
+                yield RunItem(start + i, it.question, answers[i][0], verdicts[i][0], answers[i][1], verdicts[i][1])
+
+    def close(self) -> None:
+        self.student.close()
+        self.teacher.close()
+
+    def __enter__(self) -> StudentTeacher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = [
+    "MAX_LENGTH", "PromptItem", "Rubric", "RunItem", "Student", "StudentTeacher", "Teacher",
+    "VERDICT_SCHEMA", "Verdict", "parse_verdict",
+]
