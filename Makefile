@@ -9,7 +9,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LLAMARCH := $(BIN)/llamarch
 
-DEMO_MODELS := qwen2.5-coder-0.5b
+DEMO_MODELS := qwen2.5-coder-0.5b qwen2.5-coder-1.5b
+DEMO_OUT    := demo-run
 TEST_MODELS := smollm2-135m qwen2.5-coder-0.5b
 
 .PHONY: demo test venv blas models-demo models-test bench bench-lora clean
@@ -42,9 +43,12 @@ models-demo: $(STAMP)
 models-test: $(STAMP)
 	$(LLAMARCH) models pull $(TEST_MODELS)
 
+# The student (0.5B) answers llamarch's Python prompts, the teacher (1.5B) judges and improves
+# them, the student is LoRA-trained on that (MLX), and held-out prompts compare it before and
+# after, with the adapter on llama.cpp. Rerunning resumes from what $(DEMO_OUT)/ holds.
 demo: models-demo
-	$(LLAMARCH) generate -m qwen2.5-coder-0.5b --temperature 0 --max-tokens 256 \
-		"Write a Python function that returns the n-th Fibonacci number, with a docstring."
+	$(LLAMARCH) distill --student qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b --demo-prompts \
+		--out $(DEMO_OUT) --max-tokens 384 --iters 24 --train-option batch_size=2 --train-option max_seq_length=768
 
 test: models-test
 	$(BIN)/python -m pytest -q

@@ -174,3 +174,26 @@ def test_judge_and_distill_with_a_teacher_on_an_openai_server(served_teacher, tm
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["teacher"] == teacher and report["verdicts"]["count"] == 3 and report["evaluation"] is None
+
+
+def test_distill_trains_the_student_and_compares_it_with_the_adapter_on_llama_cpp(tmp_path, smollm_path, qwen05_path):
+    """SmolLM2 learns from the 0.5B's verdicts (SmolLM2's own verdicts loop until they are cut off)."""
+    prompts = write_prompts(tmp_path / "prompts.jsonl")
+    out = tmp_path / "run"
+    cmd = [a for a in distill_cmd(prompts, out) if a != "--no-train"]
+    cmd[cmd.index("--teacher") + 1] = "qwen2.5-coder-0.5b"
+    cmd += ["--judge-max-tokens", "320", "--min-score", "11", "--iters", "2", "--train-option", "batch_size=1", "--train-option", "max_seq_length=128"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["training_set"]["rows"] >= 1, report["training_set"]
+    adapter = out / report["adapter"] if not Path(report["adapter"]).is_absolute() else Path(report["adapter"])
+    assert adapter.is_file() and adapter.read_bytes()[:4] == b"GGUF"
+    evaluation = report["evaluation"]
+    assert evaluation["after"] is not None and evaluation["win"] + evaluation["tie"] + evaluation["loss"] + evaluation["unjudged"] == 1
+    assert "training" in json.loads((out / "timings.json").read_text())
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)  # everything is stored: nothing retrains
+    assert again.returncode == 0, again.stderr
+    assert "training" not in json.loads((out / "timings.json").read_text())
+    assert json.loads((out / "report.json").read_text())["adapter"] == report["adapter"]

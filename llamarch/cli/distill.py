@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .ui import BACKEND_CHOICE, echo_err, engine_flags, engine_options, item_progress
+from .ui import BACKEND_CHOICE, echo_err, engine_flags, engine_options, item_progress, training_progress
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -101,6 +101,9 @@ class CliProgress:
 
     def phase(self, description: str, total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]:
         return _phase(description, total)
+
+    def training(self) -> contextlib.AbstractContextManager[Callable[[dict[str, Any]], None]]:
+        return training_progress("training the student (LoRA)")
 
     def warn(self, message: str) -> None:
         echo_err(f"warning: {message}")

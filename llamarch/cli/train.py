@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .ui import MODEL_HELP, echo_err, item_progress
+from .ui import MODEL_HELP, echo_err, training_progress
 
 
 def _targets(value: str | None) -> tuple[str, ...] | None:
@@ -44,27 +44,7 @@ def train(model: str | None, data: str, out_dir: str, targets: str | None, resum
 
     options["targets"] = _targets(targets)
     options = {k: v for k, v in options.items() if v is not None}
-    with item_progress("training", total=1) as advance:
-        state: dict[str, Any] = {"loss": None, "val": None, "tps": 0.0}
-
-        def on_event(event: dict[str, Any]) -> None:
-            kind = event["event"]
-            if kind == "start":
-                advance(0, total=event["total"], completed=event["step"])
-                if event["truncated"] or event["dropped"]:
-                    echo_err(f"{event['truncated']} example(s) longer than the maximum sequence length were truncated"
-                             + (f"; {event['dropped']} had no answer left and were skipped" if event["dropped"] else ""))
-            elif kind == "step":
-                state["loss"], state["tps"] = event["loss"], event["tokens_per_second"]
-            elif kind == "eval":
-                state["val"] = event["val_loss"]
-            elif kind == "save":
-                echo_err(f"checkpoint saved at step {event['step']}")
-            info = f"loss {state['loss']:.3f}  {state['tps']:.0f} tok/s" if state["loss"] is not None else ""
-            if state["val"] is not None:
-                info += f"  val {state['val']:.3f}"
-            advance(1 if kind == "step" else 0, info=info)
-
+    with training_progress() as on_event:
         try:
             result = train_lora(model, data, out_dir, resume=resume, overwrite=overwrite, progress=on_event, **options)
         except TrainingInterrupted as e:

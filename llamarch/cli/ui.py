@@ -71,6 +71,33 @@ def _engine_option_list(remote_key: bool) -> list[Callable[..., Any]]:
     return options
 
 
+@contextlib.contextmanager
+def training_progress(description: str = "training") -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A bar for a LoRA run; yields the callback for llamarch.finetune's progress events."""
+    with item_progress(description, total=1) as advance:
+        state: dict[str, Any] = {"loss": None, "val": None, "tps": 0.0}
+
+        def on_event(event: dict[str, Any]) -> None:
+            kind = event["event"]
+            if kind == "start":
+                advance(0, total=event["total"], completed=event["step"])
+                if event["truncated"] or event["dropped"]:
+                    echo_err(f"{event['truncated']} example(s) longer than the maximum sequence length were truncated"
+                             + (f"; {event['dropped']} had no answer left and were skipped" if event["dropped"] else ""))
+            elif kind == "step":
+                state["loss"], state["tps"] = event["loss"], event["tokens_per_second"]
+            elif kind == "eval":
+                state["val"] = event["val_loss"]
+            elif kind == "save":
+                echo_err(f"checkpoint saved at step {event['step']}")
+            info = f"loss {state['loss']:.3f}  {state['tps']:.0f} tok/s" if state["loss"] is not None else ""
+            if state["val"] is not None:
+                info += f"  val {state['val']:.3f}"
+            advance(1 if kind == "step" else 0, info=info)
+
+        yield on_event
+
+
 def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
     engine = _engine_option_list(remote_key)
     return [

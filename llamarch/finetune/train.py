@@ -257,6 +257,11 @@ def mlx_identity(directory: Path, config: dict[str, Any]) -> BaseIdentity:
     )
 
 
+def has_checkpoint(out_dir: str | os.PathLike[str]) -> bool:
+    """Whether `out_dir` holds a training checkpoint that `resume=True` can continue."""
+    return (Path(out_dir) / CHECKPOINT_DIR / STATE_FILE).is_file()
+
+
 def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """The saved state to resume from (None: a fresh run); refuses to clobber a run."""
     state_file = out / CHECKPOINT_DIR / STATE_FILE

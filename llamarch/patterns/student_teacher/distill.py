@@ -80,6 +80,10 @@ class Progress:
     def phase(self, description: str, total: int) -> ContextManager[Callable[[int], None]]:
         return contextlib.nullcontext(lambda n=1: None)
 
+    def training(self) -> ContextManager[Callable[[dict[str, Any]], None]]:
+        """Where LoRA training's events (start, step, eval, save) go."""
+        return contextlib.nullcontext(lambda event: None)
+
     def warn(self, message: str) -> None:
         pass
 
@@ -354,9 +358,9 @@ class Distiller:
         self._teacher.close()  # training wants the memory
         self._student.close()
         t = time.perf_counter()
-        with self.ui.phase("training the student (LoRA)", 1) as advance:
-            path = train_student_adapter(cfg.student, self.out, self.out / ADAPTER_DIR, cfg.train_settings)
-            advance(1)
+        with self.ui.training() as on_event:
+            path = train_student_adapter(cfg.student, self.out, self.out / ADAPTER_DIR, cfg.train_settings,
+                                         run_key=key, progress=on_event)
         self.timings["training"] = {"wall_s": round(time.perf_counter() - t, 3)}
         self.store.put_result("adapter", key, {"path": os.path.relpath(path, self.out), "sha256": sha256_of(path)})
         return path

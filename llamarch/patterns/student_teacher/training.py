@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,15 @@ def write_training_set(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLik
 
 
 def train_student_adapter(student: str, train_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                          settings: Mapping[str, Any] | None = None) -> Path:
+                          settings: Mapping[str, Any] | None = None, *, run_key: str | None = None,
+                          progress: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """LoRA-train `student` on `train_dir` (train.jsonl, valid.jsonl); returns a GGUF adapter.
 
     The training itself is `llamarch.finetune` (MLX LoRA on the student converted from
     GGUF, then export of the adapter to GGUF so llama.cpp can apply it with `lora_path`).
+    With a `run_key` (what the run depends on), an interrupted run with the same key resumes
+    from its last checkpoint; anything else left in `out_dir` is replaced. `progress` hears
+    the trainer's events (start, step, eval, save).
     """
     try:
         finetune = importlib.import_module("llamarch.finetune")
@@ -83,9 +87,14 @@ def train_student_adapter(student: str, train_dir: str | os.PathLike[str], out_d
             "training set only"
         ) from None
     out = paths.ensure_dir(Path(out_dir))
-    result = finetune.train_lora(student, Path(train_dir), out / "mlx-adapter", **dict(settings or {}))
-    adapter_dir = getattr(result, "adapter_dir", result)
-    return Path(finetune.export_gguf_lora(adapter_dir, out / "adapter.gguf"))
+    mlx_dir, key_file = out / "mlx-adapter", out / "run-key"
+    resume = (run_key is not None and finetune.has_checkpoint(mlx_dir)
+              and key_file.is_file() and key_file.read_text(encoding="utf-8") == run_key)
+    if run_key is not None and not resume:
+        key_file.write_text(run_key, encoding="utf-8")
+    result = finetune.train_lora(student, Path(train_dir), mlx_dir, resume=resume, overwrite=not resume,
+                                 progress=progress, **dict(settings or {}))
+    return Path(finetune.export_gguf_lora(result.adapter_dir, out / "adapter.gguf"))
 
 
 def fine_tune_student(student: str, data: Any, out_dir: str | os.PathLike[str] | None,
