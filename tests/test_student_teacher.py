@@ -180,3 +180,16 @@ def test_teacher_scores_correct_answers_above_broken_ones(qwen15):
     right = sum(1 for good, bad in results if good is not None and bad is not None and good > bad)
     print(f"correct > broken in {right} of {len(PAIRS)} pairs: {results}")
     assert right > len(PAIRS) / 2, results
+
+
+def test_student_fine_tune_trains_and_answers_with_the_adapter(smollm, tmp_path):
+    """The seed's Student.fine_tune: MLX LoRA on real examples, then the student answers on llama.cpp with it."""
+    st = StudentTeacher(smollm, smollm)
+    data = [("Say the password.", "The password is MANGO-7."), ("What is the password?", "The password is MANGO-7.")]
+    adapter = st.student.fine_tune(data, out_dir=tmp_path / "tuned", iters=2, batch_size=1, max_seq_length=64)
+    assert adapter.is_file() and adapter.read_bytes()[:4] == b"GGUF"
+    assert st.student.adapter_path == adapter and st.student.llm is not smollm
+    assert st.student.llm.backend._llm.lora_path == str(adapter)  # llama.cpp loaded it
+    assert st.student.generate_response("Say the password.")  # answers through the adapter
+    st.student.close()
+    assert smollm.generate("Hi", max_tokens=2) is not None  # the caller's LLM is left open
