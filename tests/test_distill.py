@@ -82,10 +82,16 @@ def test_distill_end_to_end_no_train(tmp_path, smollm_path):
 def test_distill_resumes_after_sigkill_with_identical_files(tmp_path, smollm_path):
     prompts = write_prompts(tmp_path / "prompts.jsonl")
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    first = subprocess.run(distill_cmd(prompts, whole), capture_output=True, text=True, timeout=900)
+
+    def run_cmd(out: Path) -> list[str]:
+        # One sequence at a time: a resumed run batches fewer prompts together, and batch
+        # composition may flip a near-tie token; this test is about what is stored and reused.
+        return distill_cmd(prompts, out, "--parallel", "1")
+
+    first = subprocess.run(run_cmd(whole), capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr
 
-    proc = subprocess.Popen(distill_cmd(prompts, resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(run_cmd(resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = resumed / "distill.db"
     deadline = time.monotonic() + 600
     while stored(db, "verdict") < 1 and proc.poll() is None and time.monotonic() < deadline:
@@ -97,7 +103,7 @@ def test_distill_resumes_after_sigkill_with_identical_files(tmp_path, smollm_pat
     assert answers_before == 4 and verdicts_before >= 1
     assert not (resumed / "report.json").exists()
 
-    second = subprocess.run(distill_cmd(prompts, resumed), capture_output=True, text=True, timeout=900)
+    second = subprocess.run(run_cmd(resumed), capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr
     timings = json.loads((resumed / "timings.json").read_text())
     assert timings["student answers"]["computed"] == 0  # nothing finished is recomputed
