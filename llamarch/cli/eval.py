@@ -78,7 +78,8 @@ def humaneval(model: str | None, backend: str | None, limit: int | None, offset:
 @click.option("--parallel", type=click.IntRange(min=1), help="Sequences each engine decodes at once (where it batches).")
 @click.option("--rubric", type=click.Path(dir_okay=False, path_type=Path), help="Rubric template file with {question} and {answer} (default: the built-in Python rubric).")
 @click.option("--max-tokens", type=click.IntRange(min=16), default=768, show_default=True, help="Longest student reply.")
-@click.option("--judge-max-tokens", type=click.IntRange(min=16), default=768, show_default=True, help="Longest verdict (a retry gets twice as many).")
+@click.option("--judge-max-tokens", type=click.IntRange(min=16), default=384, show_default=True,
+              help="Longest verdict: a score and a short critique (a retry gets twice as many).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
               help="Seconds each problem's tests may run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
