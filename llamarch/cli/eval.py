@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .ui import engine_options, item_progress, model_options
+from .ui import BACKEND_CHOICE, engine_flags, engine_options, item_progress, model_options
 
 
 @click.group("eval")
@@ -65,6 +65,108 @@ def humaneval(model: str | None, backend: str | None, limit: int | None, offset:
         click.echo(json.dumps(report, indent=2))
     else:
         _print_summary(report)
+
+
+@eval_group.command("judge")
+@click.option("-s", "--student", required=True, help="The model that answers: catalog id, .gguf path or openai:MODEL@URL.")
+@click.option("-t", "--teacher", required=True, help="The model that judges the answers (may be the student).")
+@click.option("--student-backend", type=BACKEND_CHOICE, help="The student's engine (default: from the model).")
+@click.option("--teacher-backend", type=BACKEND_CHOICE, help="The teacher's engine (default: from the model).")
+@engine_flags
+@click.option("--limit", type=click.IntRange(min=1), help="Use only this many problems.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many problems first.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Sequences each engine decodes at once (where it batches).")
+@click.option("--rubric", type=click.Path(dir_okay=False, path_type=Path), help="Rubric template file with {question} and {answer} (default: the built-in Python rubric).")
+@click.option("--max-tokens", type=click.IntRange(min=16), default=768, show_default=True, help="Longest student reply.")
+@click.option("--judge-max-tokens", type=click.IntRange(min=16), default=384, show_default=True,
+              help="Longest verdict: a score and a short critique (a retry gets twice as many).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
+              help="Seconds each problem's tests may run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report and every problem's answer, test result and verdict (JSON).")
+def judge_command(student: str, teacher: str, student_backend: str | None, teacher_backend: str | None,
+                  limit: int | None, offset: int, parallel: int | None, rubric: Path | None, max_tokens: int,
+                  judge_max_tokens: int, timeout_s: float, as_json: bool, out: Path | None, **engine: Any) -> None:
+    """How well a teacher's scores predict whether a student's HumanEval answers pass their tests.
+
+    The student answers (stored answers of `eval humaneval` with the same settings are
+    reused), the tests say which answers pass, and the teacher scores each answer from 1
+    to 10 without seeing the tests. Reports AUROC, the accuracy of the best score
+    threshold beside always guessing the majority class, and the scores of passing and
+    failing answers. Verdicts are stored as they come: running the command again resumes.
+    """
+    import time
+
+    from ..evals.humaneval import EvalSettings, evaluate, identify, load_problems, summary
+    from ..evals.judging import judge_pairs, judge_report, judge_verdicts
+    from ..llm import LLM
+    from ..patterns.student_teacher import Rubric, Teacher
+    from ..patterns.student_teacher.distill import model_identity, side_engine
+    from ..patterns.student_teacher.roles import TEACHER_OPTIONS
+    from ..patterns.student_teacher.verdict import Verdict
+    from ..store import Store
+
+    problems = load_problems(offset, limit)
+    if not problems:
+        raise click.UsageError(f"--offset {offset} is past the last problem")
+    t0 = time.perf_counter()
+    given = engine_options(**engine)
+    rubric_obj = Rubric.load(rubric)
+    options = {**TEACHER_OPTIONS, "max_tokens": judge_max_tokens}
+    identity = identify(student, student_backend)
+    same_model = (teacher, teacher_backend) == (student, student_backend)
+    with Store() as store, LLM(student, backend=student_backend, **side_engine(student, student_backend, given)) as student_llm:
+        with item_progress(f"HumanEval {identity.model}", len(problems)) as advance:
+            run = evaluate(student_llm, problems, identity=identity, settings=EvalSettings(max_tokens=max_tokens, timeout_s=timeout_s),
+                           store=store, parallel=parallel, on_result=lambda _: advance())
+        if not same_model:
+            student_llm.close()  # the teacher wants the memory
+        opened: list[Any] = []
+
+        def open_teacher() -> Any:
+            if not opened:
+                llm = student_llm if same_model else teacher
+                opened.append(Teacher(llm, backend=teacher_backend, rubric=rubric_obj, options=options,
+                                      **({} if same_model else side_engine(teacher, teacher_backend, given))))
+            return opened[0]
+
+        try:
+            with item_progress(f"{teacher} judging", len(problems)) as advance:
+                stored, computed = judge_verdicts(store, open_teacher, model_identity(teacher, teacher_backend), rubric_obj,
+                                                    options, judge_pairs(problems, run.results), parallel, advance)
+        finally:
+            for t in opened:
+                t.close()
+    verdicts = [Verdict.from_dict(v) for v in stored]
+    report = {"benchmark": "humaneval", "student": summary(run), "teacher": teacher, "rubric": rubric_obj.source,
+              "judge_max_tokens": judge_max_tokens, **judge_report(run.results, verdicts),
+              "verdicts_computed": computed, "verdicts_resumed": len(verdicts) - computed,
+              "wall_s": round(time.perf_counter() - t0, 1), "offset": offset, "limit": limit}
+    if out is not None:
+        rows = [{**r.to_dict(), "verdict": v} for r, v in zip(run.results, stored)]
+        _write_json(out, {"summary": report, "results": rows})
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_judge_report(report)
+
+
+def _print_judge_report(r: dict[str, Any]) -> None:
+    a, s = r["agreement"], r["student"]
+    click.echo(f"{r['teacher']} judging {s['model']} on HumanEval: {r['judged']} answers judged, "
+               f"{s['passed']}/{s['problems']} pass their tests, {r['invalid']} invalid verdicts")
+    auroc = "n/a (needs passing and failing answers)" if a["auroc"] is None else f"{a['auroc']:.3f}"
+    click.echo(f"  AUROC {auroc}")
+    if a["accuracy_at_best"] is not None:
+        rule = "calling every answer failing" if a["best_threshold"] is None else f"\"score >= {a['best_threshold']:g} passes\""
+        click.echo(f"  accuracy {a['accuracy_at_best']:.1%} with {rule} "
+                   f"(always guessing the majority: {a['majority_accuracy']:.1%})")
+    click.echo("  score     " + " ".join(f"{k:>4}" for k in r["scores"]["passed"]) + "   mean")
+    for label in ("passed", "failed"):
+        counts = r["scores"][label]
+        mean = r["mean_score"][label]
+        click.echo(f"  {label:<9} " + " ".join(f"{v:>4}" for v in counts.values()) + f"   {'-' if mean is None else mean}")
+    click.echo(f"  {r['verdicts_computed']} verdicts computed, {r['verdicts_resumed']} resumed; {r['wall_s']:.0f} s")
 
 
 def _print_summary(s: dict[str, Any]) -> None:
