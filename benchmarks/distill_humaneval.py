@@ -252,9 +252,10 @@ def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None
     if judged:
         ax = axes[0][1]
         bins = list(range(1, 12))
-        for passed, color, label in ((True, "#66c2a5", "student passes"), (False, "#e78ac3", "student fails")):
-            scores = [j["score"] for j in judged if j["passed"] == passed and j["score"] is not None]
-            ax.hist(scores, bins=bins, alpha=0.6, color=color, label=f"{label} (n={len(scores)})", align="left", rwidth=0.8)
+        groups = [[j["score"] for j in judged if j["passed"] == passed and j["score"] is not None] for passed in (True, False)]
+        ax.hist(groups, bins=bins, color=["#66c2a5", "#e78ac3"], align="left", rwidth=0.85,
+                label=[f"student passes (n={len(groups[0])})", f"student fails (n={len(groups[1])})"])
+        ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_xticks(range(1, 11))
         ax.set_xlabel("teacher's score (1-10)")
         ax.set_ylabel("student answers")
@@ -284,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--parallel", type=int, default=4, help="sequences decoded at once")
     ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
+    ap.add_argument("--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)")
     ap.add_argument("--judge-subset", type=int, default=30, help="student HumanEval answers the teacher scores (0: none)")
     ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
     ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
@@ -311,14 +313,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tuned = humaneval(args.student, adapter, args.parallel, args.limit)
     with timings.phase("humaneval: student"):
         base = humaneval(args.student, None, args.parallel, args.limit)
-    with timings.phase("humaneval: teacher"):
-        teacher = humaneval(args.teacher, None, args.parallel, args.limit)
+    teacher = None
+    if not args.no_teacher_eval:
+        with timings.phase("humaneval: teacher"):
+            teacher = humaneval(args.teacher, None, args.parallel, args.limit)
     judged = None
     if args.judge_subset:
         with timings.phase("teacher judges student HumanEval answers"):
             judged = judge_subset(args, base)
 
-    scores = {"student": pass_at_1(base), "student + adapter": pass_at_1(tuned), "teacher": pass_at_1(teacher)}
+    scores = {"student": pass_at_1(base), "student + adapter": pass_at_1(tuned)}
+    if teacher is not None:
+        scores["teacher"] = pass_at_1(teacher)
     flips = {"fixed": sum(not b.passed and t.passed for b, t in zip(base, tuned)),
              "broken": sum(b.passed and not t.passed for b, t in zip(base, tuned))}
     result = {
@@ -333,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pass@1": scores,
         "delta_adapter_vs_student": round(scores["student + adapter"] - scores["student"], 2),
         "gap_closed": (round((scores["student + adapter"] - scores["student"]) / (scores["teacher"] - scores["student"]), 3)
-                       if scores["teacher"] != scores["student"] else None),
+                       if scores.get("teacher", scores["student"]) != scores["student"] else None),
         "problems_fixed_broken": flips,
         "teacher_scores_on_student_answers": _score_summary(judged) if judged else None,
         "wall_s": {k: v for k, v in timings.now.items()},
@@ -341,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "humaneval.json").write_text(json.dumps(
-        {name: [r.to_dict() for r in rs] for name, rs in (("student", base), ("student+adapter", tuned), ("teacher", teacher))}) + "\n")
+        {name: [r.to_dict() for r in rs] for name, rs in (("student", base), ("student+adapter", tuned), ("teacher", teacher or []))}) + "\n")
     if judged:
         (args.out / "judged.json").write_text(json.dumps(judged, indent=1) + "\n")
     title = (f"{args.student} distilled from {args.teacher}\n{report['prompts']['train']} prompts, min-score {args.min_score}, "
