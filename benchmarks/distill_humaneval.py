@@ -1,0 +1,375 @@
+"""Does distillation help? HumanEval pass@1 of a student before and after `llamarch distill`.
+
+The student (qwen2.5-coder-0.5b) answers Python function-writing prompts that are NOT
+HumanEval problems (benchmarks/data/python_tasks.txt, checked for overlap with every
+HumanEval prompt below), the teacher (qwen2.5-coder-1.5b) judges each answer and writes an
+improved one, the student is LoRA-trained (MLX) on the result through the distill pipeline,
+and HumanEval pass@1 (greedy, llama.cpp, the GGUF adapter applied) is measured for the
+student, the adapted student and the teacher. Prints one JSON object; writes it, a plot and
+the per-problem results to the output directory.
+
+Resumable: the distill run lives in OUT/distill (its own store), HumanEval results in the
+default user store (shared with `llamarch eval humaneval` at the same default settings, so
+anchors evaluated there are reused), the teacher's verdicts on HumanEval answers in OUT/judge.db.
+
+    flock /tmp/llamarch-heavy.lock python benchmarks/distill_humaneval.py --out runs/distill-he
+    python benchmarks/distill_humaneval.py --overlap-only      # just the contamination check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TASKS_FILE = HERE / "data" / "python_tasks.txt"
+RESULTS_DIR = HERE / "results"
+NGRAM = 8  # word n-grams compared against HumanEval (13 is the GPT-3 contamination test; 8 is stricter)
+
+
+# --- the prompt set ------------------------------------------------------------------------
+
+
+def parse_tasks(text: str) -> list[dict[str, str]]:
+    """Tasks from `signature | description | example -> result` lines ('#' starts a comment)."""
+    tasks = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split(" | ")]
+        if len(parts) != 3 or " -> " not in parts[2]:
+            raise ValueError(f"{TASKS_FILE.name}:{n}: expected 'signature | description | call -> result'")
+        signature, description, example = parts
+        call, _, result = example.rpartition(" -> ")
+        name = signature.split("(", 1)[0].strip()
+        stub = f'def {signature}:\n    """ {description}\n    >>> {call}\n    {result}\n    """\n'
+        tasks.append({"entry_point": name, "stub": stub})
+    return tasks
+
+
+def task_prompt(stub: str) -> str:
+    """The user message, worded exactly as the HumanEval harness words its requests."""
+    from llamarch.evals.humaneval import INSTRUCTION
+
+    return f"{INSTRUCTION}\n```\n{stub.strip()}\n```\n"
+
+
+# --- overlap with HumanEval (pure logic) ---------------------------------------------------
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9_]+", text.lower())
+
+
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """Word n-grams of a text, leaving out those made of numbers only (runs like 1 2 3 ... 8
+    in example matrices are not shared text)."""
+    tokens = words(text)
+    grams = (tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return {g for g in grams if not all(t.isdigit() for t in g)}
+
+
+def overlap_report(texts: Sequence[str], names: Sequence[str], references: Sequence[str],
+                   reference_names: Sequence[str], n: int = NGRAM) -> dict[str, Any]:
+    """How much a prompt set shares with reference problems.
+
+    name_collisions: function names (case-insensitive) found in both. max_ngram_overlap: over
+    every (prompt, reference) pair, the largest share of the prompt's word n-grams that also
+    occur in the reference; prompts_sharing_any_ngram: prompts with at least one such n-gram.
+    """
+    ref_grams = [ngrams(r, n) for r in references]
+    best, best_pair, sharing = 0.0, None, 0
+    for i, text in enumerate(texts):
+        grams = ngrams(text, n)
+        if not grams:
+            continue
+        shared_any = False
+        for j, ref in enumerate(ref_grams):
+            common = len(grams & ref)
+            shared_any = shared_any or common > 0
+            if common / len(grams) > best:
+                best, best_pair = common / len(grams), (i, j)
+        sharing += shared_any
+    collisions = sorted({a.lower() for a in names} & {b.lower() for b in reference_names})
+    return {
+        "prompts": len(texts), "references": len(references), "ngram": n,
+        "name_collisions": collisions, "max_ngram_overlap": round(best, 4),
+        "max_overlap_pair": None if best_pair is None else [names[best_pair[0]], reference_names[best_pair[1]]],
+        "prompts_sharing_any_ngram": sharing,
+    }
+
+
+def check_overlap(tasks: Sequence[dict[str, str]]) -> dict[str, Any]:
+    from llamarch.evals.humaneval import load_problems
+
+    problems = load_problems()
+    args = ([t["stub"] for t in tasks], [t["entry_point"] for t in tasks],
+            [p.prompt for p in problems], [p.entry_point for p in problems])
+    report = overlap_report(*args)
+    loose = overlap_report(*args, n=4)
+    report["max_4gram_overlap"], report["max_4gram_pair"] = loose["max_ngram_overlap"], loose["max_overlap_pair"]
+    report["compared"] = "each task's signature and docstring (the instruction line is the harness's own)"
+    return report
+
+
+# --- phases ----------------------------------------------------------------------------------
+
+
+class Timings:
+    """Wall time per phase of this invocation, merged into OUT/timings.json across resumes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        self.now: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        log(f"== {name}")
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.now[name] = round(time.perf_counter() - t, 1)
+            self.data.setdefault(name, []).append(self.now[name])
+            self.path.write_text(json.dumps(self.data, indent=1) + "\n")
+            log(f"== {name}: {self.now[name]} s")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class LogProgress:
+    """The distill pipeline's progress as log lines (every 10 items)."""
+
+    @contextmanager
+    def phase(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        done = [0]
+
+        def advance(n: int = 1) -> None:
+            before = done[0]
+            done[0] += n
+            if done[0] // 10 != before // 10 or done[0] == total:
+                log(f"   {description}: {done[0]}/{total}")
+
+        yield advance
+
+    def warn(self, message: str) -> None:
+        log(f"warning: {message}")
+
+
+def run_distill(args: argparse.Namespace, prompts_file: Path) -> dict[str, Any]:
+    from llamarch.patterns.student_teacher.distill import DistillConfig, Distiller
+
+    train = {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
+             "batch_size": args.batch_size, "max_seq_length": 1024}
+    config = DistillConfig(
+        out=args.out / "distill", student=args.student, teacher=args.teacher, prompts=prompts_file,
+        eval_fraction=0.0, min_score=args.min_score, max_tokens=args.max_tokens, judge_max_tokens=args.judge_max_tokens,
+        parallel=args.parallel, train_settings=train,
+    )
+    report = Distiller(config, LogProgress()).run()
+    return {**report, "train_settings": train}
+
+
+def humaneval(model: str, adapter: Path | None, parallel: int, limit: int | None) -> list[Any]:
+    """Per-problem HumanEval results at the CLI's default settings (stored, so reruns are free)."""
+    from llamarch.evals.humaneval import EvalSettings, evaluate, identify, load_problems
+    from llamarch.llm import LLM
+    from llamarch.store import Store
+
+    problems = load_problems(0, limit)
+    identity = identify(model, None, str(adapter) if adapter else None)
+    passed = [0, 0]
+
+    def progress(result: Any) -> None:
+        passed[0] += result.passed
+        passed[1] += 1
+        if passed[1] % 20 == 0 or passed[1] == len(problems):
+            log(f"   {model}{' + adapter' if adapter else ''}: {passed[1]}/{len(problems)}, pass@1 {passed[0] / passed[1]:.1%}")
+
+    options = {"lora_path": str(adapter)} if adapter else {}
+    with Store() as store, LLM(model, **options) as llm:
+        run = evaluate(llm, problems, identity=identity, settings=EvalSettings(), store=store, parallel=parallel,
+                       on_result=progress)
+    return run.results
+
+
+def pass_at_1(results: Sequence[Any]) -> float:
+    return round(100.0 * sum(r.passed for r in results) / len(results), 2)
+
+
+def judge_subset(args: argparse.Namespace, results: Sequence[Any]) -> list[dict[str, Any]]:
+    """The teacher's score (no improved answer) for a balanced subset of the student's
+    HumanEval answers: up to N/2 that pass and N/2 that fail, in problem order."""
+    from llamarch.evals.humaneval import build_prompt, load_problems
+    from llamarch.patterns.student_teacher.roles import Teacher
+    from llamarch.store import Store, result_key
+
+    problems = {p.task_id: p for p in load_problems()}
+    half = args.judge_subset // 2
+    chosen = [r for r in results if r.passed][:half] + [r for r in results if not r.passed][:half]
+    pairs = [(build_prompt(problems[r.task_id]), r.completion) for r in chosen]
+    options = {"temperature": 0.0, "max_tokens": 256, "seed": 0}
+    with Store(args.out / "judge.db") as store:
+        keys = [result_key("he-judge", args.teacher, q, a, options) for q, a in pairs]
+        scores = [store.get_result("he-judge", k) for k in keys]
+        todo = [i for i, s in enumerate(scores) if s is None]
+        if todo:
+            with Teacher(args.teacher, options=options) as teacher:
+                for j, verdict, _ in teacher.judge_many([pairs[i] for i in todo], args.parallel, improve=False):
+                    i = todo[j]
+                    scores[i] = {"score": verdict.score, "valid": verdict.valid}
+                    store.put_result("he-judge", keys[i], scores[i])
+                    log(f"   judged {sum(s is not None for s in scores)}/{len(scores)}")
+    return [{"task_id": r.task_id, "passed": r.passed, **s} for r, s in zip(chosen, scores)]
+
+
+def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if judged else 1, figsize=(11 if judged else 5.5, 4.2), squeeze=False)
+    ax = axes[0][0]
+    names = list(bars)
+    ax.bar(names, [bars[n] for n in names], color=["#8da0cb", "#66c2a5", "#fc8d62"][:len(names)])
+    for i, n in enumerate(names):
+        ax.text(i, bars[n] + 0.5, f"{bars[n]:.1f}", ha="center", va="bottom")
+    ax.set_ylabel("HumanEval pass@1 (%)")
+    ax.set_ylim(0, max(bars.values()) * 1.2 + 1)
+    ax.set_title(title, fontsize=9)
+    if judged:
+        ax = axes[0][1]
+        bins = list(range(1, 12))
+        groups = [[j["score"] for j in judged if j["passed"] == passed and j["score"] is not None] for passed in (True, False)]
+        ax.hist(groups, bins=bins, color=["#66c2a5", "#e78ac3"], align="left", rwidth=0.85,
+                label=[f"student passes (n={len(groups[0])})", f"student fails (n={len(groups[1])})"])
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.set_xticks(range(1, 11))
+        ax.set_xlabel("teacher's score (1-10)")
+        ax.set_ylabel("student answers")
+        ax.set_title("teacher's verdicts on the student's HumanEval answers", fontsize=9)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/distill-humaneval"), help="run directory (rerun to resume)")
+    ap.add_argument("--student", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--teacher", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--prompts", type=int, default=120, help="how many of the shipped tasks to distill on")
+    ap.add_argument("--min-score", type=int, default=11, help="11: every training target is the teacher's answer")
+    ap.add_argument("--max-tokens", type=int, default=320, help="most tokens per student answer")
+    ap.add_argument("--judge-max-tokens", type=int, default=512, help="most tokens per verdict")
+    ap.add_argument("--iters", type=int, default=40)
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--layers", type=int, default=8, help="LoRA on the last N blocks")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--parallel", type=int, default=4, help="sequences decoded at once")
+    ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
+    ap.add_argument("--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)")
+    ap.add_argument("--judge-subset", type=int, default=30, help="student HumanEval answers the teacher scores (0: none)")
+    ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
+    ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
+    args = ap.parse_args(argv)
+
+    tasks = parse_tasks(TASKS_FILE.read_text(encoding="utf-8"))
+    overlap = check_overlap(tasks)
+    if args.overlap_only:
+        print(json.dumps(overlap, indent=2))
+        return 0
+    if overlap["name_collisions"] or overlap["max_ngram_overlap"] > 0:
+        log(f"the prompt set overlaps HumanEval: {overlap}")
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    timings = Timings(args.out / "timings.json")
+    from llamarch.jsonl import write_jsonl
+
+    prompts_file = args.out / "prompts.jsonl"
+    write_jsonl(prompts_file, ({"prompt": task_prompt(t["stub"]), "entry_point": t["entry_point"]} for t in tasks[:args.prompts]))
+
+    with timings.phase("distill (answers, verdicts, training, export)"):
+        report = run_distill(args, prompts_file)
+    adapter = args.out / "distill" / report["adapter"]
+    with timings.phase("humaneval: student + adapter"):
+        tuned = humaneval(args.student, adapter, args.parallel, args.limit)
+    with timings.phase("humaneval: student"):
+        base = humaneval(args.student, None, args.parallel, args.limit)
+    teacher = None
+    if not args.no_teacher_eval:
+        with timings.phase("humaneval: teacher"):
+            teacher = humaneval(args.teacher, None, args.parallel, args.limit)
+    judged = None
+    if args.judge_subset:
+        with timings.phase("teacher judges student HumanEval answers"):
+            judged = judge_subset(args, base)
+
+    scores = {"student": pass_at_1(base), "student + adapter": pass_at_1(tuned)}
+    if teacher is not None:
+        scores["teacher"] = pass_at_1(teacher)
+    flips = {"fixed": sum(not b.passed and t.passed for b, t in zip(base, tuned)),
+             "broken": sum(b.passed and not t.passed for b, t in zip(base, tuned))}
+    result = {
+        "student": args.student, "teacher": args.teacher,
+        "settings": {"prompts": args.prompts, "min_score": args.min_score, "max_tokens": args.max_tokens,
+                     "judge_max_tokens": args.judge_max_tokens, "parallel": args.parallel,
+                     "lora": report["train_settings"], "humaneval": "greedy pass@1, llamarch eval defaults (max_tokens 768)"},
+        "data": {"tasks_shipped": len(tasks), "prompts_used": report["prompts"]["train"],
+                 "verdicts": report["verdicts"], "training_set": report["training_set"]},
+        "overlap_with_humaneval": overlap,
+        "humaneval_problems": len(base),
+        "pass@1": scores,
+        "delta_adapter_vs_student": round(scores["student + adapter"] - scores["student"], 2),
+        "gap_closed": (round((scores["student + adapter"] - scores["student"]) / (scores["teacher"] - scores["student"]), 3)
+                       if scores.get("teacher", scores["student"]) != scores["student"] else None),
+        "problems_fixed_broken": flips,
+        "teacher_scores_on_student_answers": _score_summary(judged) if judged else None,
+        "wall_s": {k: v for k, v in timings.now.items()},
+        "wall_s_all_invocations": {k: sum(v) for k, v in timings.data.items()},
+    }
+    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "humaneval.json").write_text(json.dumps(
+        {name: [r.to_dict() for r in rs] for name, rs in (("student", base), ("student+adapter", tuned), ("teacher", teacher or []))}) + "\n")
+    if judged:
+        (args.out / "judged.json").write_text(json.dumps(judged, indent=1) + "\n")
+    title = (f"{args.student} distilled from {args.teacher}\n{report['prompts']['train']} prompts, min-score {args.min_score}, "
+             f"LoRA r{args.rank} lr {args.lr:g} {args.iters} iters")
+    plot(args.out / "distill_humaneval.png", scores, judged, title)
+    if not args.no_copy:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / "distill_humaneval.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS_DIR / "distill_humaneval.png").write_bytes((args.out / "distill_humaneval.png").read_bytes())
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _score_summary(judged: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for passed in (True, False):
+        scores = [j["score"] for j in judged if j["passed"] == passed and j["score"] is not None]
+        out["passing" if passed else "failing"] = {
+            "n": len(scores), "mean": round(sum(scores) / len(scores), 2) if scores else None,
+            "histogram": {s: scores.count(s) for s in sorted(set(scores))}}
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

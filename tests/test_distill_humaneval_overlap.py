@@ -1,0 +1,50 @@
+"""The distillation benchmark's prompt set and its contamination check (pure logic)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_humaneval.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("distill_humaneval", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overlap_finds_shared_names_and_text(bench):
+    refs = ["def below_zero(operations):\n    \"\"\" You're given a list of deposit and withdrawal operations on a bank account\"\"\""]
+    texts = ["def Below_Zero(ops):\n    \"\"\" a list of deposit and withdrawal operations on a bank account, twice\"\"\"",
+             "def chunk(items, size):\n    \"\"\" Split items into chunks.\"\"\""]
+    report = bench.overlap_report(texts, ["Below_Zero", "chunk"], refs, ["below_zero"], n=4)
+    assert report["name_collisions"] == ["below_zero"]
+    assert report["max_overlap_pair"] == ["Below_Zero", "below_zero"]
+    grams = bench.ngrams(texts[0], 4)
+    shared = grams & bench.ngrams(refs[0], 4)
+    assert report["max_ngram_overlap"] == round(len(shared) / len(grams), 4) > 0.5
+    assert report["prompts_sharing_any_ngram"] == 1
+
+
+def test_overlap_ignores_number_only_ngrams(bench):
+    report = bench.overlap_report(["m = [[1, 2, 3], [4, 5, 6]] spiral"], ["spiral"],
+                                  ["grid = [[1, 2, 3], [4, 5, 6]] path"], ["path"], n=4)
+    assert report["max_ngram_overlap"] == 0.0 and report["prompts_sharing_any_ngram"] == 0
+
+
+def test_shipped_tasks_do_not_overlap_humaneval(bench):
+    tasks = bench.parse_tasks(bench.TASKS_FILE.read_text(encoding="utf-8"))
+    assert len(tasks) >= 150
+    assert len({t["entry_point"] for t in tasks}) == len(tasks)
+    report = bench.check_overlap(tasks)
+    assert report["name_collisions"] == [] and report["max_ngram_overlap"] == 0.0
+
+
+def test_parse_tasks_rejects_a_malformed_line(bench):
+    with pytest.raises(ValueError, match=":2:"):
+        bench.parse_tasks("# comment\nf(x) | no example here\n")
