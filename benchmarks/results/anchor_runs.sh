@@ -1,6 +1,6 @@
 #!/bin/bash
 # The anchor runs and the judge run, each model run under the shared heavy lock, all
-# stopped (SIGINT: finished problems stay stored) at $DEADLINE. Run from the worktree root.
+# stopped (SIGINT: finished problems stay stored) at $DEADLINE. Run from the repository root.
 set -u
 L=/tmp/llamarch-heavy.lock
 B=.venv/bin/llamarch
@@ -30,12 +30,12 @@ print(f"parallel 4 vs sequential: {same}/8 identical replies, {ok}/8 same pass/f
 PY
 anchor() {
   log "HumanEval $1 --parallel $PAR"
-  locked $B eval humaneval -m $1 --parallel $PAR --json --out results/humaneval-$2.json > results/humaneval-$2.summary.json
-  python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['model'], s['pass@1'], s['statuses'], s['completion_tokens'], s['tok_per_s'], s['wall_s'])" results/humaneval-$2.summary.json
+  locked $B eval humaneval -m $1 --parallel $PAR --json --out benchmarks/results/humaneval-$2.json > benchmarks/results/humaneval-$2.summary.json
+  python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['model'], s['pass@1'], s['statuses'], s['completion_tokens'], s['tok_per_s'], s['wall_s'])" benchmarks/results/humaneval-$2.summary.json
 }
 anchor qwen2.5-coder-0.5b qwen05
 anchor smollm2-135m smollm
 log "eval judge -s qwen2.5-coder-0.5b -t qwen2.5-coder-1.5b --limit ${JUDGE_LIMIT:-48}"
-locked $B eval judge -s qwen2.5-coder-0.5b -t qwen2.5-coder-1.5b --limit ${JUDGE_LIMIT:-48} --parallel $PAR --json --out results/judge-qwen05-by-qwen15.json > results/judge-qwen05-by-qwen15.summary.json
+locked $B eval judge -s qwen2.5-coder-0.5b -t qwen2.5-coder-1.5b --limit ${JUDGE_LIMIT:-48} --parallel $PAR --json --out benchmarks/results/judge-qwen05-by-qwen15.json > benchmarks/results/judge-qwen05-by-qwen15.summary.json
 anchor qwen2.5-coder-1.5b qwen15
 log done
