@@ -11,7 +11,6 @@ from run to run, go to `DIR/timings.json`, apart from the report.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from ... import paths
+from ...catalog import sha256_file
 from ...errors import LlamarchError
 from ...jsonl import BadLine, write_jsonl
 from ...llm import infer_backend
@@ -95,7 +95,7 @@ def model_identity(spec: str, backend: str | None, lora: Path | None = None) -> 
     if path.is_file():
         identity.update(model=path.name, bytes=path.stat().st_size)
     if lora is not None:
-        identity["lora_sha256"] = sha256_of(lora)
+        identity["lora_sha256"] = sha256_file(lora)
     return identity
 
 
@@ -115,14 +115,6 @@ def verdict_key(identity: dict[str, Any], rubric: Rubric, question: str, answer:
     """What a verdict depends on: the teacher, its rubric and settings, and what it saw."""
     return result_key("verdict", identity, rubric.template, question[:MAX_LENGTH], answer[:MAX_LENGTH],
                       options, VERDICT_SCHEMA if improve else SCORE_SCHEMA)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Lazy:
@@ -348,12 +340,12 @@ class Distiller:
         if not rows:
             self.ui.warn("no training examples (every verdict was invalid): training skipped")
             return None
-        key = result_key("adapter", self.student_id, sha256_of(self.out / TRAIN_FILE),
-                         sha256_of(self.out / VALID_FILE), cfg.train_settings)
+        key = result_key("adapter", self.student_id, sha256_file(self.out / TRAIN_FILE),
+                         sha256_file(self.out / VALID_FILE), cfg.train_settings)
         stored = self.store.get_result("adapter", key)
         if stored is not None:
             path = self.out / stored["path"]
-            if path.is_file() and sha256_of(path) == stored["sha256"]:
+            if path.is_file() and sha256_file(path) == stored["sha256"]:
                 return path
         self._teacher.close()  # training wants the memory
         self._student.close()
@@ -362,7 +354,7 @@ class Distiller:
             path = train_student_adapter(cfg.student, self.out, self.out / ADAPTER_DIR, cfg.train_settings,
                                          run_key=key, progress=on_event)
         self.timings["training"] = {"wall_s": round(time.perf_counter() - t, 3)}
-        self.store.put_result("adapter", key, {"path": os.path.relpath(path, self.out), "sha256": sha256_of(path)})
+        self.store.put_result("adapter", key, {"path": os.path.relpath(path, self.out), "sha256": sha256_file(path)})
         return path
 
     # --- (e) held-out evaluation ------------------------------------------------------------
