@@ -51,8 +51,17 @@ def parse_tasks(text: str) -> list[dict[str, str]]:
         call, _, result = example.rpartition(" -> ")
         name = signature.split("(", 1)[0].strip()
         stub = f'def {signature}:\n    """ {description}\n    >>> {call}\n    {result}\n    """\n'
-        tasks.append({"entry_point": name, "stub": stub})
+        tasks.append({"entry_point": name, "stub": stub, "call": call.strip(), "result": result.strip()})
     return tasks
+
+
+def task_problems(tasks: Sequence[dict[str, str]]) -> list[Any]:
+    """The tasks as eval problems whose only test is the task's own docstring example."""
+    from llamarch.evals.humaneval import Problem
+
+    return [Problem(task_id=f"python_tasks/{t['entry_point']}", prompt=t["stub"], entry_point=t["entry_point"],
+                    test=f"def check(candidate):\n    assert {t['call']} == {t['result']}\n")
+            for t in tasks]
 
 
 def task_prompt(stub: str) -> str:
@@ -183,11 +192,17 @@ def run_distill(args: argparse.Namespace, prompts_file: Path) -> dict[str, Any]:
 
 def humaneval(model: str, adapter: Path | None, parallel: int, limit: int | None) -> list[Any]:
     """Per-problem HumanEval results at the CLI's default settings (stored, so reruns are free)."""
-    from llamarch.evals.humaneval import EvalSettings, evaluate, identify, load_problems
+    from llamarch.evals.humaneval import load_problems
+
+    return evaluate_on(model, adapter, load_problems(0, limit), parallel)
+
+
+def evaluate_on(model: str, adapter: Path | None, problems: Sequence[Any], parallel: int) -> list[Any]:
+    """Generate and test `problems` with the eval harness (results stored in the user store)."""
+    from llamarch.evals.humaneval import EvalSettings, evaluate, identify
     from llamarch.llm import LLM
     from llamarch.store import Store
 
-    problems = load_problems(0, limit)
     identity = identify(model, None, str(adapter) if adapter else None)
     passed = [0, 0]
 
@@ -202,6 +217,47 @@ def humaneval(model: str, adapter: Path | None, parallel: int, limit: int | None
         run = evaluate(llm, problems, identity=identity, settings=EvalSettings(), store=store, parallel=parallel,
                        on_result=progress)
     return run.results
+
+
+def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timings: Timings) -> dict[str, Any]:
+    """The 'verified' recipe: the teacher answers each task as it would a HumanEval problem,
+    its answer is kept only when it passes the task's docstring example (run in the
+    sandbox), and the student is LoRA-trained on the kept answers, worded exactly as the
+    replies it gives under the harness (same prompt, same opening line, same fence)."""
+    import hashlib
+
+    from llamarch.evals.humaneval import build_prompt
+    from llamarch.patterns.student_teacher.training import chat_row, train_student_adapter, write_training_set
+
+    problems = task_problems(tasks[:args.prompts])
+    with timings.phase("teacher answers the tasks (checked by their examples)"):
+        answers = evaluate_on(args.teacher, None, problems, args.parallel)
+    rows = [chat_row([{"role": "user", "content": build_prompt(p)}], r.completion)
+            for p, r in zip(problems, answers) if r.passed]
+    if len(rows) < 2:
+        raise SystemExit(f"the teacher passed {len(rows)} of {len(problems)} tasks: too few answers to train on")
+    train = {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
+             "batch_size": args.batch_size, "max_seq_length": 1024}
+    out = args.out / "verified"
+    write_training_set(rows, out / "data")
+    key = hashlib.sha256(json.dumps([args.student, rows, train], sort_keys=True).encode()).hexdigest()
+    adapter, key_file = out / "adapter.gguf", out / "run-key"
+    if not (adapter.is_file() and key_file.is_file() and key_file.read_text() == key
+            and adapter.stat().st_mtime >= key_file.stat().st_mtime):
+        with timings.phase("training (MLX LoRA) and export"):
+            adapter = train_student_adapter(args.student, out / "data", out, train, run_key=key, progress=_log_training)
+    return {"prompts": {"train": len(problems)}, "verdicts": None, "adapter": str(adapter.relative_to(args.out)),
+            "training_set": {"rows": len(rows), "teacher_answers": len(rows),
+                             "teacher_task_pass_rate": round(len(rows) / len(problems), 3)},
+            "train_settings": train}
+
+
+def _log_training(event: dict[str, Any]) -> None:
+    kind = event.get("event")
+    if kind == "step" and (event["step"] % 5 == 0 or event["step"] == event["total"]):
+        log(f"   training step {event['step']}/{event['total']}: loss {event.get('loss', float('nan')):.3f}")
+    elif kind in ("eval", "done"):
+        log(f"   training {kind}: {', '.join(f'{k} {v}' for k, v in event.items() if k != 'event')}")
 
 
 def pass_at_1(results: Sequence[Any]) -> float:
@@ -232,6 +288,13 @@ def judge_subset(args: argparse.Namespace, results: Sequence[Any]) -> list[dict[
                     store.put_result("he-judge", keys[i], scores[i])
                     log(f"   judged {sum(s is not None for s in scores)}/{len(scores)}")
     return [{"task_id": r.task_id, "passed": r.passed, **s} for r, s in zip(chosen, scores)]
+
+
+def judged_from(path: Path) -> list[dict[str, Any]]:
+    """The teacher's scores from a `llamarch eval judge --out FILE` report (same student)."""
+    rows = json.loads(path.read_text(encoding="utf-8"))["results"]
+    return [{"task_id": r["task_id"], "passed": r["passed"], "score": (r.get("verdict") or {}).get("score"),
+             "valid": (r.get("verdict") or {}).get("valid", False)} for r in rows]
 
 
 def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None, title: str) -> None:
@@ -275,7 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--student", default="qwen2.5-coder-0.5b")
     ap.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     ap.add_argument("--prompts", type=int, default=120, help="how many of the shipped tasks to distill on")
-    ap.add_argument("--min-score", type=int, default=11, help="11: every training target is the teacher's answer")
+    ap.add_argument("--recipe", choices=("judge", "verified"), default="judge",
+                    help="judge: `llamarch distill` (teacher judges and improves the student's answers); "
+                         "verified: the teacher's own answers that pass the task's example")
+    ap.add_argument("--min-score", type=int, default=11, help="judge recipe: 11 makes every training target the teacher's answer")
     ap.add_argument("--max-tokens", type=int, default=320, help="most tokens per student answer")
     ap.add_argument("--judge-max-tokens", type=int, default=512, help="most tokens per verdict")
     ap.add_argument("--iters", type=int, default=40)
@@ -287,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
     ap.add_argument("--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)")
     ap.add_argument("--judge-subset", type=int, default=30, help="student HumanEval answers the teacher scores (0: none)")
+    ap.add_argument("--judged-from", type=Path, help="take the score histogram from `llamarch eval judge --out FILE` "
+                    "(the same student) instead of judging a subset here")
     ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
     ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
     args = ap.parse_args(argv)
@@ -306,9 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts_file = args.out / "prompts.jsonl"
     write_jsonl(prompts_file, ({"prompt": task_prompt(t["stub"]), "entry_point": t["entry_point"]} for t in tasks[:args.prompts]))
 
-    with timings.phase("distill (answers, verdicts, training, export)"):
-        report = run_distill(args, prompts_file)
-    adapter = args.out / "distill" / report["adapter"]
+    if args.recipe == "verified":
+        report = run_verified(args, tasks, timings)
+        adapter = args.out / report["adapter"]
+    else:
+        with timings.phase("distill (answers, verdicts, training, export)"):
+            report = run_distill(args, prompts_file)
+        adapter = args.out / "distill" / report["adapter"]
     with timings.phase("humaneval: student + adapter"):
         tuned = humaneval(args.student, adapter, args.parallel, args.limit)
     with timings.phase("humaneval: student"):
@@ -318,7 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with timings.phase("humaneval: teacher"):
             teacher = humaneval(args.teacher, None, args.parallel, args.limit)
     judged = None
-    if args.judge_subset:
+    if args.judged_from:
+        judged = judged_from(args.judged_from)
+    elif args.judge_subset:
         with timings.phase("teacher judges student HumanEval answers"):
             judged = judge_subset(args, base)
 
@@ -329,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              "broken": sum(b.passed and not t.passed for b, t in zip(base, tuned))}
     result = {
         "student": args.student, "teacher": args.teacher,
-        "settings": {"prompts": args.prompts, "min_score": args.min_score, "max_tokens": args.max_tokens,
+        "settings": {"recipe": args.recipe, "prompts": args.prompts, "min_score": args.min_score, "max_tokens": args.max_tokens,
                      "judge_max_tokens": args.judge_max_tokens, "parallel": args.parallel,
                      "lora": report["train_settings"], "humaneval": "greedy pass@1, llamarch eval defaults (max_tokens 768)"},
         "data": {"tasks_shipped": len(tasks), "prompts_used": report["prompts"]["train"],
@@ -350,8 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         {name: [r.to_dict() for r in rs] for name, rs in (("student", base), ("student+adapter", tuned), ("teacher", teacher or []))}) + "\n")
     if judged:
         (args.out / "judged.json").write_text(json.dumps(judged, indent=1) + "\n")
-    title = (f"{args.student} distilled from {args.teacher}\n{report['prompts']['train']} prompts, min-score {args.min_score}, "
-             f"LoRA r{args.rank} lr {args.lr:g} {args.iters} iters")
+    data = (f"{report['training_set']['rows']} verified teacher answers" if args.recipe == "verified"
+            else f"min-score {args.min_score}")
+    title = (f"{args.student} distilled from {args.teacher} ({args.recipe} recipe)\n{report['prompts']['train']} prompts, "
+             f"{data}, LoRA r{args.rank} lr {args.lr:g} {args.iters} iters")
     plot(args.out / "distill_humaneval.png", scores, judged, title)
     if not args.no_copy:
         RESULTS_DIR.mkdir(exist_ok=True)

@@ -48,3 +48,21 @@ def test_shipped_tasks_do_not_overlap_humaneval(bench):
 def test_parse_tasks_rejects_a_malformed_line(bench):
     with pytest.raises(ValueError, match=":2:"):
         bench.parse_tasks("# comment\nf(x) | no example here\n")
+
+
+def test_task_examples_become_tests_that_run_in_the_sandbox(bench):
+    """The verified recipe keeps a teacher answer only when it passes the task's example."""
+    from llamarch.evals.humaneval import check_answer
+    from llamarch.evals.sandbox import Limits
+
+    tasks = bench.parse_tasks(bench.TASKS_FILE.read_text(encoding="utf-8"))
+    problems = bench.task_problems(tasks)
+    assert len(problems) == len(tasks) and all(p.task_id.startswith("python_tasks/") for p in problems)
+    for problem in problems:
+        compile(problem.test, problem.task_id, "exec")
+    chunk = next(p for p in problems if p.entry_point == "chunk_list")
+    right = "```python\ndef chunk_list(items, size):\n    return [items[i:i + size] for i in range(0, len(items), size)]\n```"
+    wrong = "```python\ndef chunk_list(items, size):\n    return [items]\n```"
+    limits = Limits(timeout_s=5.0)
+    assert check_answer(chunk, right, limits)[2].passed
+    assert not check_answer(chunk, wrong, limits)[2].passed
