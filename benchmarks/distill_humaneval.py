@@ -220,9 +220,11 @@ def evaluate_on(model: str, adapter: Path | None, problems: Sequence[Any], paral
 
 
 def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timings: Timings) -> dict[str, Any]:
-    """The 'verified' recipe: the teacher answers each task as it would a HumanEval problem,
-    its answer is kept only when it passes the task's docstring example (run in the
-    sandbox), and the student is LoRA-trained on the kept answers, worded exactly as the
+    """The recipes checked by execution. 'verified': the teacher answers each task as it
+    would a HumanEval problem, and its answer is kept when it passes the task's docstring
+    example (run in the sandbox). 'corrected': the student answers too, and keeps its own
+    answer where that passes; the teacher's passing answer replaces only the student's
+    failing ones. The student is LoRA-trained on the kept answers, worded exactly as the
     replies it gives under the harness (same prompt, same opening line, same fence)."""
     import hashlib
 
@@ -231,14 +233,24 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
 
     problems = task_problems(tasks[:args.prompts])
     with timings.phase("teacher answers the tasks (checked by their examples)"):
-        answers = evaluate_on(args.teacher, None, problems, args.parallel)
-    rows = [chat_row([{"role": "user", "content": build_prompt(p)}], r.completion)
-            for p, r in zip(problems, answers) if r.passed]
+        teacher = evaluate_on(args.teacher, None, problems, args.parallel)
+    student = [None] * len(problems)
+    if args.recipe == "corrected":
+        with timings.phase("student answers the tasks (checked by their examples)"):
+            student = evaluate_on(args.student, None, problems, args.parallel)
+    rows, counts = [], {"student_answers": 0, "teacher_answers": 0, "neither_passes": 0}
+    for problem, own, better in zip(problems, student, teacher):
+        chosen = own if own is not None and own.passed else better if better.passed else None
+        if chosen is None:
+            counts["neither_passes"] += 1
+            continue
+        counts["student_answers" if chosen is own else "teacher_answers"] += 1
+        rows.append(chat_row([{"role": "user", "content": build_prompt(problem)}], chosen.completion))
     if len(rows) < 2:
-        raise SystemExit(f"the teacher passed {len(rows)} of {len(problems)} tasks: too few answers to train on")
+        raise SystemExit(f"{len(rows)} of {len(problems)} tasks have a passing answer: too few to train on")
     train = {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
              "batch_size": args.batch_size, "max_seq_length": 1024}
-    out = args.out / "verified"
+    out = args.out / args.recipe
     write_training_set(rows, out / "data")
     key = hashlib.sha256(json.dumps([args.student, rows, train], sort_keys=True).encode()).hexdigest()
     adapter, key_file = out / "adapter.gguf", out / "run-key"
@@ -246,9 +258,11 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
             and adapter.stat().st_mtime >= key_file.stat().st_mtime):
         with timings.phase("training (MLX LoRA) and export"):
             adapter = train_student_adapter(args.student, out / "data", out, train, run_key=key, progress=_log_training)
+    task_pass = {"teacher": round(sum(r.passed for r in teacher) / len(problems), 3)}
+    if args.recipe == "corrected":
+        task_pass["student"] = round(sum(r.passed for r in student) / len(problems), 3)
     return {"prompts": {"train": len(problems)}, "verdicts": None, "adapter": str(adapter.relative_to(args.out)),
-            "training_set": {"rows": len(rows), "teacher_answers": len(rows),
-                             "teacher_task_pass_rate": round(len(rows) / len(problems), 3)},
+            "training_set": {"rows": len(rows), **counts, "task_example_pass_rate": task_pass},
             "train_settings": train}
 
 
@@ -338,9 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--student", default="qwen2.5-coder-0.5b")
     ap.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     ap.add_argument("--prompts", type=int, default=120, help="how many of the shipped tasks to distill on")
-    ap.add_argument("--recipe", choices=("judge", "verified"), default="judge",
+    ap.add_argument("--recipe", choices=("judge", "verified", "corrected"), default="judge",
                     help="judge: `llamarch distill` (teacher judges and improves the student's answers); "
-                         "verified: the teacher's own answers that pass the task's example")
+                         "verified: the teacher's answers that pass the task's example; corrected: the "
+                         "student's passing answers, the teacher's passing ones where the student fails")
     ap.add_argument("--min-score", type=int, default=11, help="judge recipe: 11 makes every training target the teacher's answer")
     ap.add_argument("--max-tokens", type=int, default=320, help="most tokens per student answer")
     ap.add_argument("--judge-max-tokens", type=int, default=512, help="most tokens per verdict")
@@ -374,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts_file = args.out / "prompts.jsonl"
     write_jsonl(prompts_file, ({"prompt": task_prompt(t["stub"]), "entry_point": t["entry_point"]} for t in tasks[:args.prompts]))
 
-    if args.recipe == "verified":
+    if args.recipe in ("verified", "corrected"):
         report = run_verified(args, tasks, timings)
         adapter = args.out / report["adapter"]
     else:
@@ -424,15 +439,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         {name: [r.to_dict() for r in rs] for name, rs in (("student", base), ("student+adapter", tuned), ("teacher", teacher or []))}) + "\n")
     if judged:
         (args.out / "judged.json").write_text(json.dumps(judged, indent=1) + "\n")
-    data = (f"{report['training_set']['rows']} verified teacher answers" if args.recipe == "verified"
-            else f"min-score {args.min_score}")
+    data = (f"min-score {args.min_score}" if args.recipe == "judge"
+            else f"{report['training_set']['rows']} answers checked by execution")
     title = (f"{args.student} distilled from {args.teacher} ({args.recipe} recipe)\n{report['prompts']['train']} prompts, "
              f"{data}, LoRA r{args.rank} lr {args.lr:g} {args.iters} iters")
     plot(args.out / "distill_humaneval.png", scores, judged, title)
     if not args.no_copy:
         RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / "distill_humaneval.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS_DIR / "distill_humaneval.png").write_bytes((args.out / "distill_humaneval.png").read_bytes())
+        name = f"distill_humaneval-{args.recipe}"
+        (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS_DIR / f"{name}.png").write_bytes((args.out / "distill_humaneval.png").read_bytes())
     print(json.dumps(result, indent=2))
     return 0
 
