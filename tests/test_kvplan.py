@@ -54,7 +54,7 @@ def test_plan_never_exceeds_prompts_or_goes_below_one():
 
 
 def test_auto_parallel_and_padding():
-    assert auto_parallel(cores=2) == 8
+    assert auto_parallel(cores=2) == 16
     assert auto_parallel(cores=1) == 4
     assert auto_parallel(gpu=True) == 16
     assert pad_ctx(1) == 256 and pad_ctx(257) == 512
