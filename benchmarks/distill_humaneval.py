@@ -176,11 +176,16 @@ class LogProgress:
         log(f"warning: {message}")
 
 
+def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The LoRA training settings every recipe uses."""
+    return {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
+            "batch_size": args.batch_size, "max_seq_length": 1024}
+
+
 def run_distill(args: argparse.Namespace, prompts_file: Path) -> dict[str, Any]:
     from llamarch.patterns.student_teacher.distill import DistillConfig, Distiller
 
-    train = {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
-             "batch_size": args.batch_size, "max_seq_length": 1024}
+    train = lora_settings(args)
     config = DistillConfig(
         out=args.out / "distill", student=args.student, teacher=args.teacher, prompts=prompts_file,
         eval_fraction=0.0, min_score=args.min_score, max_tokens=args.max_tokens, judge_max_tokens=args.judge_max_tokens,
@@ -248,8 +253,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
         rows.append(chat_row([{"role": "user", "content": build_prompt(problem)}], chosen.completion))
     if len(rows) < 2:
         raise SystemExit(f"{len(rows)} of {len(problems)} tasks have a passing answer: too few to train on")
-    train = {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
-             "batch_size": args.batch_size, "max_seq_length": 1024}
+    train = lora_settings(args)
     out = args.out / args.recipe
     write_training_set(rows, out / "data")
     key = hashlib.sha256(json.dumps([args.student, rows, train], sort_keys=True).encode()).hexdigest()
