@@ -158,7 +158,11 @@ def log(message: str) -> None:
 
 
 class LogProgress:
-    """The distill pipeline's progress as log lines (every 10 items)."""
+    """The distill pipeline's progress as log lines (every 10 items, every 5 training steps)."""
+
+    @contextmanager
+    def training(self) -> Iterator[Callable[[dict[str, Any]], None]]:
+        yield _log_training
 
     @contextmanager
     def phase(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -310,7 +314,11 @@ def judge_subset(args: argparse.Namespace, results: Sequence[Any]) -> list[dict[
 
 def judged_from(path: Path) -> list[dict[str, Any]]:
     """The teacher's scores from a `llamarch eval judge --out FILE` report (same student)."""
-    rows = json.loads(path.read_text(encoding="utf-8"))["results"]
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["results"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"--judged-from {path}: not a `llamarch eval judge --out` report ({e}); "
+                         "run that command with --out first") from None
     return [{"task_id": r["task_id"], "passed": r["passed"], "score": (r.get("verdict") or {}).get("score"),
              "valid": (r.get("verdict") or {}).get("valid", False)} for r in rows]
 
