@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from llamarch.backends.base import GenerationOptions
+from llamarch.backends.llamacpp_batch import common_prefix
 from llamarch.errors import ContextOverflowError
 from llamarch.store import Store, result_key
 
@@ -99,6 +100,31 @@ def test_batched_equals_sequential_smollm(smollm):
 def test_batched_equals_sequential_qwen05(qwen05):
     rate = compare_to_sequential(qwen05, mixed_prompts(), parallel=4, max_tokens=40)
     assert rate >= 0.5
+
+
+def test_a_prefix_every_prompt_shares_is_read_once(smollm):
+    system = {"role": "system", "content": "You review Python code for a careful team. " * 10}
+    prompts = [[system, {"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:4]]
+    sequential = [token_ids(smollm.stream(p, temperature=0, max_tokens=24)) for p in prompts]
+    tokens = [smollm.backend.prompt_tokens(p)[0] for p in prompts]
+    shared = min(common_prefix(tokens[0], t) for t in tokens[1:])
+    assert shared >= 100
+    if smollm.backend._batch_engine is not None:
+        smollm.backend._batch_engine.clear()  # no slot holds the prefix yet
+    batched: dict[int, list] = {i: [] for i in range(len(prompts))}
+    stats = {}
+    for i, chunk in smollm.stream_batch(prompts, parallel=4, temperature=0, max_tokens=24):
+        batched[i].append(chunk)
+        if chunk.stats is not None:
+            stats[i] = chunk.stats
+    run = smollm.backend._batch_engine.last_run
+    generated = sum(s.completion_tokens for s in stats.values())
+    # Read once, then copied: the batch decoded fewer tokens than the prompts hold.
+    assert run["decoded_tokens"] <= shared + sum(len(t) - shared for t in tokens) + generated
+    assert run["decoded_tokens"] < sum(len(t) for t in tokens)
+    assert all(stats[i].cached_tokens >= shared for i in stats)
+    for i, prompt in enumerate(prompts):
+        same_or_near_tie(smollm, prompt, sequential[i], token_ids(batched[i]), f"prompt {i}")
 
 
 def test_stop_string_frees_its_slot_early(smollm):

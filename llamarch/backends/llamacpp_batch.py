@@ -64,6 +64,10 @@ class _Slot:
     job: _Job | None = None
 
 
+# Shorter shared prefixes are cheaper to read in each sequence than to copy between streams.
+MIN_SHARED_PREFIX = 16
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
     for x, y in zip(a, b):
@@ -156,6 +160,7 @@ class BatchEngine:
         t0 = time.perf_counter()
         try:
             try:
+                decoded += self._share_prefix(slots, [requests[i].tokens for i in list(queue)[:n_slots]])
                 while queue or any(s.job for s in slots):
                     if options.cancelled:
                         break
@@ -234,6 +239,45 @@ class BatchEngine:
         job.cached = keep
         job.t_admit = time.perf_counter()
         slot.job = job
+
+    def _share_prefix(self, slots: Sequence[_Slot], prompts: Sequence[Sequence[int]]) -> int:
+        """Evaluate the prefix the first wave of prompts shares (chat template, system
+        prompt, rubric) once, and copy its cache to every slot instead of reading it in
+        each. Returns the tokens decoded."""
+        if not self.can_trim or len(prompts) < 2:
+            return 0
+        shared = min(len(p) for p in prompts) - 1  # each prompt keeps a last token to decode
+        for other in prompts[1:]:
+            shared = min(shared, common_prefix(prompts[0], other))
+        prefix = list(prompts[0][:shared])
+        missing = [s for s in slots if common_prefix(s.cached, prefix) < shared]
+        if shared < MIN_SHARED_PREFIX or len(missing) < 2:
+            return 0
+        source = max(slots, key=lambda s: common_prefix(s.cached, prefix))
+        have = common_prefix(source.cached, prefix)
+        if have < shared:
+            self._lc.llama_memory_seq_rm(self.mem, source.seq_id, have, -1)
+            del source.cached[have:]
+        b = self._batch
+        for start in range(have, shared, self.n_batch):
+            chunk = prefix[start:start + self.n_batch]
+            for j, token in enumerate(chunk):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = token, start + j, 1, False
+                b.seq_id[j][0] = source.seq_id
+            b.n_tokens = len(chunk)
+            rc = self._lc.llama_decode(self.ctx, b)
+            if rc != 0:
+                raise BackendError(f"llama.cpp failed to decode a batch (code {rc}): lower --parallel or --n-ctx")
+            source.cached.extend(chunk)
+        for slot in missing:
+            if slot is source:
+                continue
+            # A cache stream is copied whole; the copy is then cut back to the prefix.
+            self._lc.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
+            self._lc.llama_memory_seq_cp(self.mem, source.seq_id, slot.seq_id, -1, -1)
+            self._lc.llama_memory_seq_rm(self.mem, slot.seq_id, shared, -1)
+            slot.cached[:] = prefix
+        return shared - have
 
     def _compact(self, slots: Sequence[_Slot]) -> None:
         """Move sequences down into free slots so the busy ones have consecutive ids.
