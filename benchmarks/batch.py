@@ -100,10 +100,11 @@ def log(message: str) -> None:
 def run_plain(plain, prompts, max_tokens: int) -> dict:
     plain.reset()
     t0 = time.perf_counter()
-    texts, tokens = [], 0
+    texts, tokens, prompt_tokens = [], 0, 0
     for messages in prompts:
         out = plain.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.0)
         texts.append(out["choices"][0]["message"]["content"] or "")
+        prompt_tokens += out["usage"]["prompt_tokens"]
         tokens += out["usage"]["completion_tokens"]
     wall = time.perf_counter() - t0
     log(f"sequential plain: {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s")
