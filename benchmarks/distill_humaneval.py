@@ -206,8 +206,10 @@ def humaneval(model: str, adapter: Path | None, parallel: int, limit: int | None
     return evaluate_on(model, adapter, load_problems(0, limit), parallel)
 
 
-def evaluate_on(model: str, adapter: Path | None, problems: Sequence[Any], parallel: int) -> list[Any]:
-    """Generate and test `problems` with the eval harness (results stored in the user store)."""
+def evaluate_on(model: str, adapter: Path | None, problems: Sequence[Any], parallel: int,
+                settings: Any = None) -> list[Any]:
+    """Generate and test `problems` with the eval harness (results stored in the user store);
+    greedy at the CLI's defaults unless `settings` says otherwise."""
     from llamarch.evals.humaneval import EvalSettings, evaluate, identify
     from llamarch.llm import LLM
     from llamarch.store import Store
@@ -223,7 +225,7 @@ def evaluate_on(model: str, adapter: Path | None, problems: Sequence[Any], paral
 
     options = {"lora_path": str(adapter)} if adapter else {}
     with Store() as store, LLM(model, **options) as llm:
-        run = evaluate(llm, problems, identity=identity, settings=EvalSettings(), store=store, parallel=parallel,
+        run = evaluate(llm, problems, identity=identity, settings=settings or EvalSettings(), store=store, parallel=parallel,
                        on_result=progress)
     return run.results
 
@@ -233,8 +235,11 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     would a HumanEval problem, and its answer is kept when it passes the task's docstring
     example (run in the sandbox). 'corrected': the student answers too, and keeps its own
     answer where that passes; the teacher's passing answer replaces only the student's
-    failing ones. The student is LoRA-trained on the kept answers, worded exactly as the
-    replies it gives under the harness (same prompt, same opening line, same fence)."""
+    failing ones. 'sampled': as 'corrected', but where the student's greedy answer fails it
+    first gets `--samples` tries at `--temperature`, and its first passing one is kept (an
+    answer in its own words); the teacher's fills only what is left. The student is
+    LoRA-trained on the kept answers, worded exactly as the replies it gives under the
+    harness (same prompt, same opening line, same fence)."""
     import hashlib
 
     from llamarch.evals.humaneval import build_prompt
@@ -244,16 +249,23 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     with timings.phase("teacher answers the tasks (checked by their examples)"):
         teacher = evaluate_on(args.teacher, None, problems, args.parallel)
     student = [None] * len(problems)
-    if args.recipe == "corrected":
+    if args.recipe in ("corrected", "sampled"):
         with timings.phase("student answers the tasks (checked by their examples)"):
             student = evaluate_on(args.student, None, problems, args.parallel)
+    greedy = list(student)
+    greedy_passes = sum(r is not None and r.passed for r in greedy)
+    if args.recipe == "sampled":
+        with timings.phase(f"student samples the tasks it fails ({args.samples} tries at temperature {args.temperature})"):
+            student = resample_failures(args, problems, student)
     rows, counts = [], {"student_answers": 0, "teacher_answers": 0, "neither_passes": 0}
-    for problem, own, better in zip(problems, student, teacher):
+    for problem, own, first, better in zip(problems, student, greedy, teacher):
         chosen = own if own is not None and own.passed else better if better.passed else None
         if chosen is None:
             counts["neither_passes"] += 1
             continue
         counts["student_answers" if chosen is own else "teacher_answers"] += 1
+        if chosen is own and own is not first:
+            counts["student_samples"] = counts.get("student_samples", 0) + 1
         rows.append(chat_row([{"role": "user", "content": build_prompt(problem)}], chosen.completion))
     if len(rows) < 2:
         raise SystemExit(f"{len(rows)} of {len(problems)} tasks have a passing answer: too few to train on")
@@ -267,11 +279,32 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
         with timings.phase("training (MLX LoRA) and export"):
             adapter = train_student_adapter(args.student, out / "data", out, train, run_key=key, progress=_log_training)
     task_pass = {"teacher": round(sum(r.passed for r in teacher) / len(problems), 3)}
-    if args.recipe == "corrected":
-        task_pass["student"] = round(sum(r.passed for r in student) / len(problems), 3)
+    if args.recipe in ("corrected", "sampled"):
+        task_pass["student"] = round(greedy_passes / len(problems), 3)
+    if args.recipe == "sampled":
+        task_pass["student_any_sample"] = round(sum(r.passed for r in student) / len(problems), 3)
+        task_pass["student_sampling"] = {"tries": args.samples, "temperature": args.temperature}
     return {"prompts": {"train": len(problems)}, "verdicts": None, "adapter": str(adapter.relative_to(args.out)),
             "training_set": {"rows": len(rows), **counts, "task_example_pass_rate": task_pass},
             "train_settings": train}
+
+
+def resample_failures(args: argparse.Namespace, problems: Sequence[Any], results: Sequence[Any]) -> list[Any]:
+    """Replace each failing result by the student's first passing sample (seeds 1..N)."""
+    from llamarch.evals.humaneval import EvalSettings
+
+    results = list(results)
+    for seed in range(1, args.samples + 1):
+        failing = [i for i, r in enumerate(results) if not r.passed]
+        if not failing:
+            break
+        settings = EvalSettings(temperature=args.temperature, seed=seed)
+        tries = evaluate_on(args.student, None, [problems[i] for i in failing], args.parallel, settings)
+        for i, result in zip(failing, tries):
+            if result.passed:
+                results[i] = result
+        log(f"   sample {seed}: {sum(r.passed for r in tries)} of {len(failing)} failing tasks now pass")
+    return results
 
 
 def _log_training(event: dict[str, Any]) -> None:
@@ -364,10 +397,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--student", default="qwen2.5-coder-0.5b")
     ap.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     ap.add_argument("--prompts", type=int, default=120, help="how many of the shipped tasks to distill on")
-    ap.add_argument("--recipe", choices=("judge", "verified", "corrected"), default="judge",
+    ap.add_argument("--recipe", choices=("judge", "verified", "corrected", "sampled"), default="judge",
                     help="judge: `llamarch distill` (teacher judges and improves the student's answers); "
                          "verified: the teacher's answers that pass the task's example; corrected: the "
-                         "student's passing answers, the teacher's passing ones where the student fails")
+                         "student's passing answers, the teacher's passing ones where the student fails; "
+                         "sampled: as corrected, the student first sampling the tasks it fails")
+    ap.add_argument("--samples", type=int, default=4, help="sampled recipe: tries per failing task")
+    ap.add_argument("--temperature", type=float, default=0.8, help="sampled recipe: sampling temperature")
     ap.add_argument("--min-score", type=int, default=11, help="judge recipe: 11 makes every training target the teacher's answer")
     ap.add_argument("--max-tokens", type=int, default=320, help="most tokens per student answer")
     ap.add_argument("--judge-max-tokens", type=int, default=512, help="most tokens per verdict")
@@ -401,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts_file = args.out / "prompts.jsonl"
     write_jsonl(prompts_file, ({"prompt": task_prompt(t["stub"]), "entry_point": t["entry_point"]} for t in tasks[:args.prompts]))
 
-    if args.recipe in ("verified", "corrected"):
+    if args.recipe in ("verified", "corrected", "sampled"):
         report = run_verified(args, tasks, timings)
         adapter = args.out / report["adapter"]
     else:

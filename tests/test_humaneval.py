@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,23 @@ def test_smollm_end_to_end_and_resume(smollm, tmp_path: Path) -> None:
         # Other settings (here a different token budget) never reuse those answers.
         other = evaluate(smollm, problems[:1], identity=identity, settings=EvalSettings(max_tokens=200), store=store)
         assert not other.results[0].resumed
+
+
+def test_sampled_answers_follow_their_seed_and_are_stored_apart(smollm, tmp_path: Path) -> None:
+    problems = load_problems(limit=2)
+    identity = identify("smollm2-135m")
+    greedy = EvalSettings(max_tokens=48)
+    assert "temperature" not in greedy.key()  # greedy results stored before sampling existed stay valid
+    sampled = replace(greedy, temperature=1.0, seed=1)
+    with Store(tmp_path / "store.db") as store:
+        first = evaluate(smollm, problems, identity=identity, settings=sampled, store=store)
+        again = evaluate(smollm, problems, identity=identity, settings=sampled, store=store, resume=False)
+        assert [r.completion for r in again.results] == [r.completion for r in first.results]
+        other = evaluate(smollm, problems, identity=identity, settings=replace(sampled, seed=2), store=store)
+        assert not any(r.resumed for r in other.results)
+        assert [r.completion for r in other.results] != [r.completion for r in first.results]
+        plain = evaluate(smollm, problems, identity=identity, settings=greedy, store=store)
+        assert not any(r.resumed for r in plain.results)
 
 
 def test_cli_humaneval_json_and_out(smollm_path: Path, tmp_path: Path) -> None:

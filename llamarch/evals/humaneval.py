@@ -126,10 +126,15 @@ class EvalSettings:
     timeout_s: float = 10.0  # per problem, to run its tests
     memory_mb: int = 1024
     prefill: bool = True  # start the reply with RESPONSE_PREFIX (where the engine can)
+    temperature: float = 0.0  # 0: greedy pass@1; above: one sample per problem, drawn with `seed`
+    seed: int = 0
 
     def key(self) -> dict[str, Any]:
         """What a stored result depends on (the sandbox's limits do not change a correct answer)."""
-        return {"max_tokens": self.max_tokens, "prefill": self.prefill, "harness": HARNESS_VERSION}
+        key: dict[str, Any] = {"max_tokens": self.max_tokens, "prefill": self.prefill, "harness": HARNESS_VERSION}
+        if self.temperature > 0:
+            key.update(temperature=self.temperature, seed=self.seed)
+        return key
 
 
 def _result_key(identity: ModelIdentity, settings: EvalSettings, task_id: str) -> str:
@@ -215,7 +220,8 @@ def evaluate(
     workers: int = 2,
     on_result: Callable[[ProblemResult], None] | None = None,
 ) -> EvalRun:
-    """Answer each problem greedily, run the answers' tests, and return the results in order.
+    """Answer each problem (greedily unless `settings.temperature`), run the answers' tests,
+    and return the results in order.
 
     Results already in `store` for this model, adapter and settings are reused (unless
     `resume` is False); new ones are stored as each finishes. Tests run in `workers` sandboxes alongside generation.
@@ -279,7 +285,7 @@ def _generate(llm: Any, problems: Sequence[Problem], settings: EvalSettings,
     prompts = [build_request(llm, p, prefill) for p in problems]
     stop = [CLOSING_FENCE, *EXAMPLE_STOPS] if prefill else list(EXAMPLE_STOPS)
     texts: dict[int, list[str]] = {}
-    for i, chunk in llm.stream_batch(prompts, parallel=parallel, temperature=0.0, seed=0,
+    for i, chunk in llm.stream_batch(prompts, parallel=parallel, temperature=settings.temperature, seed=settings.seed,
                                      max_tokens=settings.max_tokens, stop=stop):
         texts.setdefault(i, []).append(chunk.text)
         if chunk.stats is not None:
