@@ -182,8 +182,16 @@ class LogProgress:
 
 def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The LoRA training settings every recipe uses."""
-    return {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
-            "batch_size": args.batch_size, "max_seq_length": 1024}
+    settings = {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
+                "batch_size": args.batch_size, "max_seq_length": 1024}
+    if args.train_seed:  # seed 0 is the trainer's default, left out so earlier runs keep their keys
+        settings["seed"] = args.train_seed
+    return settings
+
+
+def run_name(args: argparse.Namespace) -> str:
+    """The recipe, and the training seed where it is not the default."""
+    return f"{args.recipe}-seed{args.train_seed}" if args.train_seed else args.recipe
 
 
 def run_distill(args: argparse.Namespace, prompts_file: Path) -> dict[str, Any]:
@@ -270,7 +278,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     if len(rows) < 2:
         raise SystemExit(f"{len(rows)} of {len(problems)} tasks have a passing answer: too few to train on")
     train = lora_settings(args)
-    out = args.out / args.recipe
+    out = args.out / run_name(args)
     write_training_set(rows, out / "data")
     key = hashlib.sha256(json.dumps([args.student, rows, train], sort_keys=True).encode()).hexdigest()
     adapter, key_file = out / "adapter.gguf", out / "run-key"
@@ -412,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--layers", type=int, default=8, help="LoRA on the last N blocks")
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--train-seed", type=int, default=0, help="training order seed (rerun a recipe to see its spread)")
     ap.add_argument("--parallel", type=int, default=4, help="sequences decoded at once")
     ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
     ap.add_argument("--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)")
@@ -494,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot(args.out / "distill_humaneval.png", scores, judged, title)
     if not args.no_copy:
         RESULTS_DIR.mkdir(exist_ok=True)
-        name = f"distill_humaneval-{args.recipe}"
+        name = f"distill_humaneval-{run_name(args)}"
         (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         (RESULTS_DIR / f"{name}.png").write_bytes((args.out / "distill_humaneval.png").read_bytes())
     print(json.dumps(result, indent=2))
