@@ -190,8 +190,9 @@ def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_name(args: argparse.Namespace) -> str:
-    """The recipe, and the training seed where it is not the default."""
-    return f"{args.recipe}-seed{args.train_seed}" if args.train_seed else args.recipe
+    """The recipe, the training seed where it is not the default, and the --tag if any."""
+    name = f"{args.recipe}-seed{args.train_seed}" if args.train_seed else args.recipe
+    return f"{name}-{args.tag}" if args.tag else name
 
 
 def run_distill(args: argparse.Namespace, prompts_file: Path) -> dict[str, Any]:
@@ -421,6 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=8, help="LoRA on the last N blocks")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--train-seed", type=int, default=0, help="training order seed (rerun a recipe to see its spread)")
+    ap.add_argument("--tag", help="label for a variant of the settings (names its run directory and results apart)")
     ap.add_argument("--parallel", type=int, default=4, help="sequences decoded at once")
     ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
     ap.add_argument("--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)")
@@ -430,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
     ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
     args = ap.parse_args(argv)
+    if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
+        ap.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-' (it names a directory)")
 
     tasks = parse_tasks(TASKS_FILE.read_text(encoding="utf-8"))
     overlap = check_overlap(tasks)
