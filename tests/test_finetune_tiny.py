@@ -137,6 +137,58 @@ def test_fused_export_matches_adapter(tiny, tmp_path):
         assert np.abs(llamacpp_logits(f.backend, ids) - llamacpp_logits(a.backend, ids)).max() < 0.1
 
 
+def test_averaged_adapters_are_the_mean_delta_on_mlx_and_llamacpp(tiny, tmp_path):
+    """Two seeds' adapters averaged: a rank-2r adapter whose delta is their mean, applied alike by both engines."""
+    from safetensors.numpy import load_file
+
+    from llamarch import LLM
+    from llamarch.finetune import export_gguf_lora, train_lora
+    from llamarch.finetune.parity import llamacpp_logits, mlx_logits
+    from llamarch.finetune.soup import average_adapters
+    from llamarch.mlx_runtime import load_model
+
+    arch, path, _ = tiny
+    runs = [train_lora(str(path), _teach(), tmp_path / f"seed{seed}", iters=3, batch_size=2, rank=4, alpha=16,
+                       learning_rate=5e-2, num_layers=-1, seed=seed, save_every=0) for seed in (0, 1)]
+    soup = average_adapters([r.adapter_dir for r in runs], tmp_path / "soup")
+
+    module = "model.layers.1.mlp.down_proj"
+    deltas = []
+    for directory in [r.adapter_dir for r in runs] + [soup]:
+        w = load_file(str(directory / "adapters.safetensors"))
+        deltas.append(w[f"{module}.lora_a"] @ w[f"{module}.lora_b"])
+    assert w[f"{module}.lora_a"].shape[1] == 8  # rank 4 + 4
+    assert not np.allclose(deltas[0], deltas[1], atol=1e-4)  # the seeds did learn differently
+    assert np.allclose(deltas[2], (deltas[0] + deltas[1]) / 2, atol=1e-6)
+
+    ids = [5, 6, 7, 8, 9]
+    twice = average_adapters([runs[0].adapter_dir, runs[0].adapter_dir], tmp_path / "twice")
+    model, _ = load_model(_mlx_dir(runs[0]), soup)
+    with (LLM(str(path), n_ctx=256) as base, LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(soup))) as tuned,
+          LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(runs[0].adapter_dir))) as one,
+          LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(twice))) as same):
+        plain, adapted = llamacpp_logits(base.backend, ids), llamacpp_logits(tuned.backend, ids)
+        # an adapter averaged with itself is that adapter (rank 2r, same alpha / rank) on llama.cpp
+        assert np.abs(llamacpp_logits(same.backend, ids) - llamacpp_logits(one.backend, ids)).max() < 1e-3
+    change = np.abs(adapted - plain).max()
+    assert change > 0.5
+    assert np.abs(adapted - mlx_logits(model, ids)).max() < 0.02 * change  # both engines apply the soup alike
+
+
+def test_adapters_of_different_bases_are_not_averaged(tmp_path):
+    from llamarch.errors import LlamarchError
+    from llamarch.finetune import train_lora
+    from llamarch.finetune.soup import average_adapters
+
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    write_tiny_gguf(a, "llama", seed=0)
+    write_tiny_gguf(b, "llama", seed=1)
+    runs = [train_lora(str(m), _teach(2), tmp_path / m.stem, iters=1, batch_size=2, num_layers=1, save_every=0) for m in (a, b)]
+    with pytest.raises(LlamarchError, match="cannot average .* base models differ"):
+        average_adapters([r.adapter_dir for r in runs], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
 def test_adapter_for_another_base_is_refused(tmp_path):
     from llamarch import LLM
     from llamarch.finetune import AdapterMismatchError, export_gguf_lora, train_lora

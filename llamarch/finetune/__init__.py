@@ -23,6 +23,7 @@ from .adapter import AdapterMismatchError, adapter_base, check_gguf_adapter
 from .convert import SUPPORTED_ARCHITECTURES, BaseIdentity, convert_gguf, mlx_model_dir
 from .data import DataError
 from .export import export_adapter, export_fused_gguf, export_gguf_lora
+from .soup import average_adapters
 from .train import LoraConfig, TrainingInterrupted, TrainResult, has_checkpoint, train_lora
 
 
@@ -65,6 +66,6 @@ def fine_tune(
 
 __all__ = [
     "SUPPORTED_ARCHITECTURES", "AdapterMismatchError", "BaseIdentity", "DataError", "FineTuned", "LoraConfig",
-    "TrainResult", "TrainingInterrupted", "adapter_base", "check_gguf_adapter", "convert_gguf", "export_adapter",
+    "TrainResult", "TrainingInterrupted", "adapter_base", "average_adapters", "check_gguf_adapter", "convert_gguf", "export_adapter",
     "export_fused_gguf", "export_gguf_lora", "fine_tune", "has_checkpoint", "mlx_model_dir", "train_lora",
 ]

@@ -24,7 +24,7 @@ from .convert import gguf_name, permute_qk, qk_heads
 FORMATS = ("gguf-lora", "gguf")
 
 
-def _load_adapter(adapter_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def load_adapter(adapter_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(lora weights as numpy, adapter_config.json, llamarch_adapter.json) of an adapter dir."""
     from safetensors.numpy import load_file
 
@@ -76,7 +76,7 @@ def export_gguf_lora(adapter_dir: str | os.PathLike[str], out_path: str | os.Pat
     import numpy as np
 
     adapter_dir = Path(adapter_dir)
-    weights, config, meta = _load_adapter(adapter_dir)
+    weights, config, meta = load_adapter(adapter_dir)
     base = adapter_base(adapter_dir)
     params = config["lora_parameters"]
     rank, scale = int(params["rank"]), float(params["scale"])
@@ -135,7 +135,7 @@ def export_fused_gguf(
     from .convert import open_reader, read_source
 
     adapter_dir = Path(adapter_dir)
-    weights, config, meta = _load_adapter(adapter_dir)
+    weights, config, meta = load_adapter(adapter_dir)
     base = adapter_base(adapter_dir)
     model_dir = Path(meta.get("model_dir") or config.get("model", ""))
     source = read_source(model_dir)
