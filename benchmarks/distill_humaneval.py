@@ -189,10 +189,37 @@ def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def run_name(args: argparse.Namespace) -> str:
-    """The recipe, the training seed where it is not the default, and the --tag if any."""
+def training_name(args: argparse.Namespace) -> str:
+    """One training run's directory: the recipe, the seed where it is not the default, the --tag."""
     name = f"{args.recipe}-seed{args.train_seed}" if args.train_seed else args.recipe
     return f"{name}-{args.tag}" if args.tag else name
+
+
+def run_name(args: argparse.Namespace) -> str:
+    """What the results are named: the training run's name, or the average's."""
+    if not args.average_seeds:
+        return training_name(args)
+    name = f"{args.recipe}-soup{'-'.join(map(str, args.average_seeds))}"
+    return f"{name}-{args.tag}" if args.tag else name
+
+
+def run_averaged(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timings: Timings) -> dict[str, Any]:
+    """Train the recipe once per seed of --average-seeds (each run stored and reused as
+    usual), then average the adapters (llamarch.finetune.soup) and export the mean."""
+    from llamarch.finetune import export_gguf_lora
+    from llamarch.finetune.soup import average_adapters
+
+    seeds, adapters, report = args.average_seeds, [], {}
+    for seed in seeds:
+        args.train_seed = seed
+        report = run_verified(args, tasks, timings)
+        adapters.append(args.out / Path(report["adapter"]).parent / "mlx-adapter")
+    out = args.out / run_name(args)
+    soup = average_adapters(adapters, out / "mlx-adapter")
+    adapter = export_gguf_lora(soup, out / "adapter.gguf")
+    log(f"   averaged the adapters of seeds {seeds} into {adapter}")
+    return {**report, "adapter": str(adapter.relative_to(args.out)),
+            "train_settings": {**report["train_settings"], "seed": None, "average_of_seeds": seeds}}
 
 
 def run_distill(args: argparse.Namespace, prompts_file: Path) -> dict[str, Any]:
@@ -279,7 +306,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     if len(rows) < 2:
         raise SystemExit(f"{len(rows)} of {len(problems)} tasks have a passing answer: too few to train on")
     train = lora_settings(args)
-    out = args.out / run_name(args)
+    out = args.out / training_name(args)
     write_training_set(rows, out / "data")
     key = hashlib.sha256(json.dumps([args.student, rows, train], sort_keys=True).encode()).hexdigest()
     adapter, key_file = out / "adapter.gguf", out / "run-key"
@@ -400,6 +427,16 @@ def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None
 # --- main ------------------------------------------------------------------------------------
 
 
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seeds, like 0,1") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a seed")
+    return seeds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/distill-humaneval"), help="run directory (rerun to resume)")
@@ -422,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=8, help="LoRA on the last N blocks")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--train-seed", type=int, default=0, help="training order seed (rerun a recipe to see its spread)")
+    ap.add_argument("--average-seeds", type=seed_list, help="train with each of these seeds (e.g. 0,1) and "
+                    "evaluate the average of their adapters (an execution-checked recipe only)")
     ap.add_argument("--tag", help="label for a variant of the settings (names its run directory and results apart)")
     ap.add_argument("--parallel", type=int, default=4, help="sequences decoded at once")
     ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
@@ -432,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
     ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
     args = ap.parse_args(argv)
+    if args.average_seeds and (args.recipe == "judge" or len(args.average_seeds) < 2):
+        ap.error("--average-seeds takes two or more seeds, with the verified, corrected or sampled recipe")
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
         ap.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-' (it names a directory)")
 
@@ -450,7 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts_file = args.out / "prompts.jsonl"
     write_jsonl(prompts_file, ({"prompt": task_prompt(t["stub"]), "entry_point": t["entry_point"]} for t in tasks[:args.prompts]))
 
-    if args.recipe in ("verified", "corrected", "sampled"):
+    if args.average_seeds:
+        report = run_averaged(args, tasks, timings)
+        adapter = args.out / report["adapter"]
+    elif args.recipe in ("verified", "corrected", "sampled"):
         report = run_verified(args, tasks, timings)
         adapter = args.out / report["adapter"]
     else:
@@ -503,7 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = (f"min-score {args.min_score}" if args.recipe == "judge"
             else f"{report['training_set']['rows']} answers checked by execution")
     title = (f"{args.student} distilled from {args.teacher} ({args.recipe} recipe)\n{report['prompts']['train']} prompts, "
-             f"{data}, LoRA r{args.rank} lr {args.lr:g} {args.iters} iters")
+             f"{data}, LoRA r{args.rank} lr {args.lr:g} {args.iters} iters"
+             + (f", mean of seeds {','.join(map(str, args.average_seeds))}" if args.average_seeds else ""))
     plot(args.out / "distill_humaneval.png", scores, judged, title)
     if not args.no_copy:
         RESULTS_DIR.mkdir(exist_ok=True)
