@@ -190,8 +190,10 @@ def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def training_name(args: argparse.Namespace) -> str:
-    """One training run's directory: the recipe, the seed where it is not the default, the --tag."""
-    name = f"{args.recipe}-seed{args.train_seed}" if args.train_seed else args.recipe
+    """One training run's directory: the recipe, the teacher's tries and the seed where they are
+    not the default, the --tag."""
+    name = f"{args.recipe}-teacher{args.teacher_samples}" if args.teacher_samples else args.recipe
+    name = f"{name}-seed{args.train_seed}" if args.train_seed else name
     return f"{name}-{args.tag}" if args.tag else name
 
 
@@ -199,7 +201,8 @@ def run_name(args: argparse.Namespace) -> str:
     """What the results are named: the training run's name, or the average's."""
     if not args.average_seeds:
         return training_name(args)
-    name = f"{args.recipe}-soup{'-'.join(map(str, args.average_seeds))}"
+    name = f"{args.recipe}-teacher{args.teacher_samples}" if args.teacher_samples else args.recipe
+    name = f"{name}-soup{'-'.join(map(str, args.average_seeds))}"
     return f"{name}-{args.tag}" if args.tag else name
 
 
@@ -292,9 +295,19 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     greedy_passes = sum(r is not None and r.passed for r in greedy)
     if args.recipe == "sampled":
         with timings.phase(f"student samples the tasks it fails ({args.samples} tries at temperature {args.temperature})"):
-            student = resample_failures(args, problems, student)
+            student = resample_failures(args.student, args, problems, student, args.samples)
+    teacher_greedy = teacher
+    if args.teacher_samples:
+        neither = [i for i, r in enumerate(teacher) if not r.passed and not (student[i] is not None and student[i].passed)]
+        with timings.phase(f"teacher samples the tasks no answer passes ({args.teacher_samples} tries at "
+                           f"temperature {args.temperature})"):
+            tried = resample_failures(args.teacher, args, [problems[i] for i in neither], [teacher[i] for i in neither],
+                                      args.teacher_samples)
+        teacher = list(teacher)
+        for i, result in zip(neither, tried):
+            teacher[i] = result
     rows, counts = [], {"student_answers": 0, "teacher_answers": 0, "neither_passes": 0}
-    for problem, own, first, better in zip(problems, student, greedy, teacher):
+    for problem, own, first, better, teacher_first in zip(problems, student, greedy, teacher, teacher_greedy):
         chosen = own if own is not None and own.passed else better if better.passed else None
         if chosen is None:
             counts["neither_passes"] += 1
@@ -302,6 +315,8 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
         counts["student_answers" if chosen is own else "teacher_answers"] += 1
         if chosen is own and own is not first:
             counts["student_samples"] = counts.get("student_samples", 0) + 1
+        if chosen is better and better is not teacher_first:
+            counts["teacher_samples"] = counts.get("teacher_samples", 0) + 1
         rows.append(chat_row([{"role": "user", "content": build_prompt(problem)}], chosen.completion))
     if len(rows) < 2:
         raise SystemExit(f"{len(rows)} of {len(problems)} tasks have a passing answer: too few to train on")
@@ -314,7 +329,10 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
             and adapter.stat().st_mtime >= key_file.stat().st_mtime):
         with timings.phase("training (MLX LoRA) and export"):
             adapter = train_student_adapter(args.student, out / "data", out, train, run_key=key, progress=_log_training)
-    task_pass = {"teacher": round(sum(r.passed for r in teacher) / len(problems), 3)}
+    task_pass = {"teacher": round(sum(r.passed for r in teacher_greedy) / len(problems), 3)}
+    if args.teacher_samples:
+        task_pass["teacher_sampling"] = {"tries": args.teacher_samples, "temperature": args.temperature,
+                                         "tasks_tried": len(neither), "now_passing": sum(r.passed for r in tried)}
     if args.recipe in ("corrected", "sampled"):
         task_pass["student"] = round(greedy_passes / len(problems), 3)
     if args.recipe == "sampled":
@@ -325,21 +343,22 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
             "train_settings": train}
 
 
-def resample_failures(args: argparse.Namespace, problems: Sequence[Any], results: Sequence[Any]) -> list[Any]:
-    """Replace each failing result by the student's first passing sample (seeds 1..N)."""
+def resample_failures(model: str, args: argparse.Namespace, problems: Sequence[Any], results: Sequence[Any],
+                      tries: int) -> list[Any]:
+    """Replace each failing result by `model`'s first passing sample (seeds 1..tries)."""
     from llamarch.evals.humaneval import EvalSettings
 
     results = list(results)
-    for seed in range(1, args.samples + 1):
+    for seed in range(1, tries + 1):
         failing = [i for i, r in enumerate(results) if not r.passed]
         if not failing:
             break
         settings = EvalSettings(temperature=args.temperature, seed=seed)
-        tries = evaluate_on(args.student, None, [problems[i] for i in failing], args.parallel, settings)
-        for i, result in zip(failing, tries):
+        samples = evaluate_on(model, None, [problems[i] for i in failing], args.parallel, settings)
+        for i, result in zip(failing, samples):
             if result.passed:
                 results[i] = result
-        log(f"   sample {seed}: {sum(r.passed for r in tries)} of {len(failing)} failing tasks now pass")
+        log(f"   {model} sample {seed}: {sum(r.passed for r in samples)} of {len(failing)} failing tasks now pass")
     return results
 
 
@@ -449,7 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "student's passing answers, the teacher's passing ones where the student fails; "
                          "sampled: as corrected, the student first sampling the tasks it fails")
     ap.add_argument("--samples", type=int, default=4, help="sampled recipe: tries per failing task")
-    ap.add_argument("--temperature", type=float, default=0.8, help="sampled recipe: sampling temperature")
+    ap.add_argument("--teacher-samples", type=int, default=0,
+                    help="verified/corrected/sampled: the teacher's tries at tasks no greedy answer passes")
+    ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (--samples, --teacher-samples)")
     ap.add_argument("--min-score", type=int, default=11, help="judge recipe: 11 makes every training target the teacher's answer")
     ap.add_argument("--max-tokens", type=int, default=320, help="most tokens per student answer")
     ap.add_argument("--judge-max-tokens", type=int, default=512, help="most tokens per verdict")
