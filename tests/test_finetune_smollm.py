@@ -135,7 +135,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(smollm_mlx_dir, tmp_path)
     cmd = [str(Path(sys.executable).parent / "llamarch"), "train", "-m", str(smollm_mlx_dir), "--data", str(data),
            "--out", str(out), "--iters", "200", "--layers", "1", "--batch-size", "2", "--save-every", "1",
            "--eval-every", "1000"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    # Ctrl-C's default handling, even where this test runs in the background (a shell gives background jobs SIGINT ignored)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     deadline = time.time() + 300
     while time.time() < deadline:
