@@ -47,6 +47,13 @@ def test_infinite_loop_times_out() -> None:
     assert result.duration_s < QUICK.timeout_s + SLACK_S
 
 
+def test_busy_program_times_out_on_its_cpu_limit() -> None:
+    """The CPU limit ends a spinning program as a timeout (SIGXCPU), not as a crash (SIGKILL)."""
+    result = run_program("while True:\n    pass\n", Limits(timeout_s=30.0, cpu_s=1, memory_mb=256))
+    assert result.status == "timeout" and "CPU limit" in result.detail
+    assert result.duration_s < 1 + SLACK_S
+
+
 def test_sleeping_program_times_out_on_the_wall_clock() -> None:
     result = run_program("import time\ntime.sleep(60)\n", QUICK)
     assert result.status == "timeout" and result.duration_s < QUICK.timeout_s + SLACK_S

@@ -93,8 +93,11 @@ def lower_limits(limits):
             continue
         hard = resource.getrlimit(which)[1]
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        # CPU: the soft limit sends SIGXCPU (reported as a timeout); the kernel's SIGKILL at the hard
+        # limit would otherwise come at the same tick and read as a crash
+        ceiling = value + 1 if name == "RLIMIT_CPU" and (hard == resource.RLIM_INFINITY or value < hard) else value
         try:
-            resource.setrlimit(which, (value, value))
+            resource.setrlimit(which, (value, ceiling))
         except (ValueError, OSError):  # a limit this platform does not enforce (RLIMIT_AS on macOS)
             pass
 
