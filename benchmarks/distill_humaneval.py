@@ -189,21 +189,22 @@ def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def training_name(args: argparse.Namespace) -> str:
-    """One training run's directory: the recipe, the teacher's tries and the seed where they are
-    not the default, the --tag."""
+def _named(args: argparse.Namespace, variant: str) -> str:
+    """The recipe, the teacher's tries where not the default, `variant`, the --tag."""
     name = f"{args.recipe}-teacher{args.teacher_samples}" if args.teacher_samples else args.recipe
-    name = f"{name}-seed{args.train_seed}" if args.train_seed else name
-    return f"{name}-{args.tag}" if args.tag else name
+    return f"{name}{variant}-{args.tag}" if args.tag else f"{name}{variant}"
+
+
+def training_name(args: argparse.Namespace) -> str:
+    """One training run's directory (with the seed where it is not the default)."""
+    return _named(args, f"-seed{args.train_seed}" if args.train_seed else "")
 
 
 def run_name(args: argparse.Namespace) -> str:
     """What the results are named: the training run's name, or the average's."""
     if not args.average_seeds:
         return training_name(args)
-    name = f"{args.recipe}-teacher{args.teacher_samples}" if args.teacher_samples else args.recipe
-    name = f"{name}-soup{'-'.join(map(str, args.average_seeds))}"
-    return f"{name}-{args.tag}" if args.tag else name
+    return _named(args, f"-soup{'-'.join(map(str, args.average_seeds))}")
 
 
 def run_averaged(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timings: Timings) -> dict[str, Any]:

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LlamarchError
-from .adapter import ADAPTER_META, read_adapter_meta, write_json_atomic
+from .adapter import ADAPTER_META, write_json_atomic
 from .export import load_adapter, lora_pairs
 
 
 def _same(what: str, values: Sequence[Any], dirs: Sequence[Path]) -> Any:
-    if any(v != values[0] for v in values[1:]):
-        i = next(i for i, v in enumerate(values) if v != values[0])
+    i = next((i for i, v in enumerate(values) if v != values[0]), None)
+    if i is not None:
         raise LlamarchError(f"cannot average {dirs[0]} and {dirs[i]}: their {what} differ ({values[0]!r} vs {values[i]!r})")
     return values[0]
 
@@ -39,7 +39,7 @@ def average_adapters(adapter_dirs: Sequence[str | os.PathLike[str]], out_dir: st
     loaded = [load_adapter(d) for d in dirs]
     _same("base models", [meta["base"] for _, _, meta in loaded], dirs)
     params = [config["lora_parameters"] for _, config, _ in loaded]
-    scale = _same("LoRA scales", [p["scale"] for p in params], dirs)
+    _same("LoRA scales", [p["scale"] for p in params], dirs)
     rank = _same("LoRA ranks", [p["rank"] for p in params], dirs)
     pairs = [lora_pairs(weights) for weights, _, _ in loaded]
     _same("adapted modules", [sorted(p) for p in pairs], dirs)
@@ -55,9 +55,9 @@ def average_adapters(adapter_dirs: Sequence[str | os.PathLike[str]], out_dir: st
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(soup, str(tmp / "adapters.safetensors"))
-    config = {**loaded[0][1], "lora_parameters": {**params[0], "rank": rank * k, "scale": scale}}
+    config = {**loaded[0][1], "lora_parameters": {**params[0], "rank": rank * k}}
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    meta = {**read_adapter_meta(dirs[0]), "soup_of": [str(d) for d in dirs]}
+    meta = {**loaded[0][2], "soup_of": [str(d) for d in dirs]}
     meta["config"] = {**meta.get("config", {}), "rank": rank * k}
     write_json_atomic(tmp / ADAPTER_META, meta)
     if out.exists():
