@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import runpy
 from pathlib import Path
 
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_humaneval.py"
+SOLUTIONS = SCRIPT.parent / "data" / "task_solutions"
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,19 @@ def test_shipped_tasks_do_not_overlap_humaneval(bench):
     assert report["name_collisions"] == [] and report["max_ngram_overlap"] == 0.0
 
 
+def test_reference_solutions_pass_the_examples_of_the_tasks_they_cover(bench):
+    """A wrong example would silently drop its task from every training set (no answer passes it)."""
+    tasks = {t["entry_point"]: t for t in bench.parse_tasks(bench.TASKS_FILE.read_text(encoding="utf-8"))}
+    covered = set()
+    for path in sorted(SOLUTIONS.glob("*.py")):
+        namespace = runpy.run_path(str(path))
+        for name in tasks.keys() & namespace.keys():
+            task = tasks[name]
+            assert eval(task["call"], namespace) == eval(task["result"], namespace), f"{path.name}: {name}"
+            covered.add(name)
+    assert len(covered) >= 330
+
+
 def test_parse_tasks_rejects_a_malformed_line(bench):
     with pytest.raises(ValueError, match=":2:"):
         bench.parse_tasks("# comment\nf(x) | no example here\n")
@@ -59,6 +74,7 @@ def test_task_examples_become_tests_that_run_in_the_sandbox(bench):
     problems = bench.task_problems(tasks)
     assert len(problems) == len(tasks) and all(p.task_id.startswith("python_tasks/") for p in problems)
     for problem in problems:
+        compile(problem.prompt, problem.task_id, "exec")
         compile(problem.test, problem.task_id, "exec")
     chunk = next(p for p in problems if p.entry_point == "chunk_list")
     right = "```python\ndef chunk_list(items, size):\n    return [items[i:i + size] for i in range(0, len(items), size)]\n```"
