@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
@@ -273,11 +274,11 @@ def evaluate_on(model: str, adapter: Path | None, problems: Sequence[Any], paral
 def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timings: Timings) -> dict[str, Any]:
     """The recipes checked by execution. 'verified': the teacher answers each task as it
     would a HumanEval problem, and its answer is kept when it passes the task's docstring
-    example (run in the sandbox). 'corrected': the student answers too, and keeps its own
-    answer where that passes; the teacher's passing answer replaces only the student's
-    failing ones. 'sampled': as 'corrected', but where the student's greedy answer fails it
-    first gets `--samples` tries at `--temperature`, and its first passing one is kept (an
-    answer in its own words); the teacher's fills only what is left. The student is
+    example (run in the sandbox). 'corrected': the student answers first and keeps its own
+    answer where that passes; the teacher answers only the tasks the student fails, and its
+    passing answer is kept there. 'sampled': as 'corrected', but where the student's greedy
+    answer fails it first gets `--samples` tries at `--temperature`, and its first passing
+    one is kept (an answer in its own words); the teacher's fills only what is left. The student is
     LoRA-trained on the kept answers, worded exactly as the replies it gives under the
     harness (same prompt, same opening line, same fence)."""
     import hashlib
@@ -286,8 +287,6 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     from llamarch.patterns.student_teacher.training import chat_row, train_student_adapter, write_training_set
 
     problems = task_problems(tasks[:args.prompts])
-    with timings.phase("teacher answers the tasks (checked by their examples)"):
-        teacher = evaluate_on(args.teacher, None, problems, args.parallel)
     student = [None] * len(problems)
     if args.recipe in ("corrected", "sampled"):
         with timings.phase("student answers the tasks (checked by their examples)"):
@@ -297,9 +296,16 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     if args.recipe == "sampled":
         with timings.phase(f"student samples the tasks it fails ({args.samples} tries at temperature {args.temperature})"):
             student = resample_failures(args.student, args, problems, student, args.samples)
+    asked = [i for i, r in enumerate(student) if r is None or not r.passed]  # the teacher is needed only there
+    which = "the tasks" if len(asked) == len(problems) else f"the {len(asked)} tasks the student fails"
+    with timings.phase(f"teacher answers {which} (checked by their examples)"):
+        answers = evaluate_on(args.teacher, None, [problems[i] for i in asked], args.parallel) if asked else []
+    teacher: list[Any] = [None] * len(problems)
+    for i, answer in zip(asked, answers):
+        teacher[i] = answer
     teacher_greedy = teacher
     if args.teacher_samples:
-        neither = [i for i, r in enumerate(teacher) if not r.passed and not (student[i] is not None and student[i].passed)]
+        neither = [i for i, r in enumerate(teacher) if r is not None and not r.passed]
         with timings.phase(f"teacher samples the tasks no answer passes ({args.teacher_samples} tries at "
                            f"temperature {args.temperature})"):
             tried = resample_failures(args.teacher, args, [problems[i] for i in neither], [teacher[i] for i in neither],
@@ -309,7 +315,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
             teacher[i] = result
     rows, counts = [], {"student_answers": 0, "teacher_answers": 0, "neither_passes": 0}
     for problem, own, first, better, teacher_first in zip(problems, student, greedy, teacher, teacher_greedy):
-        chosen = own if own is not None and own.passed else better if better.passed else None
+        chosen = own if own is not None and own.passed else better if better is not None and better.passed else None
         if chosen is None:
             counts["neither_passes"] += 1
             continue
@@ -321,6 +327,9 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
         rows.append(chat_row([{"role": "user", "content": build_prompt(problem)}], chosen.completion))
     if len(rows) < 2:
         raise SystemExit(f"{len(rows)} of {len(problems)} tasks have a passing answer: too few to train on")
+    if args.epochs:
+        args.iters = math.ceil(args.epochs * len(rows) / args.batch_size)
+        log(f"   {len(rows)} training rows: {args.epochs:g} epoch(s) at batch {args.batch_size} is {args.iters} iterations")
     train = lora_settings(args)
     out = args.out / training_name(args)
     write_training_set(rows, out / "data")
@@ -330,7 +339,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
             and adapter.stat().st_mtime >= key_file.stat().st_mtime):
         with timings.phase("training (MLX LoRA) and export"):
             adapter = train_student_adapter(args.student, out / "data", out, train, run_key=key, progress=_log_training)
-    task_pass = {"teacher": round(sum(r.passed for r in teacher_greedy) / len(problems), 3)}
+    task_pass = {"teacher": round(sum(r.passed for r in answers) / max(len(answers), 1), 3), "teacher_tasks": len(answers)}
     if args.teacher_samples:
         task_pass["teacher_sampling"] = {"tries": args.teacher_samples, "temperature": args.temperature,
                                          "tasks_tried": len(neither), "now_passing": sum(r.passed for r in tried)}
@@ -476,6 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=320, help="most tokens per student answer")
     ap.add_argument("--judge-max-tokens", type=int, default=512, help="most tokens per verdict")
     ap.add_argument("--iters", type=int, default=40)
+    ap.add_argument("--epochs", type=float, help="checked recipes: train this many passes over the rows "
+                    "(sets --iters once the rows are known)")
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--layers", type=int, default=8, help="LoRA on the last N blocks")
@@ -495,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.average_seeds and (args.recipe == "judge" or len(args.average_seeds) < 2):
         ap.error("--average-seeds takes two or more seeds, with the verified, corrected or sampled recipe")
+    if args.epochs is not None and (args.recipe == "judge" or args.epochs <= 0):
+        ap.error("--epochs takes a positive number, with the verified, corrected or sampled recipe")
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
         ap.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-' (it names a directory)")
 
