@@ -290,7 +290,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     student = [None] * len(problems)
     if args.recipe in ("corrected", "sampled"):
         with timings.phase("student answers the tasks (checked by their examples)"):
-            student = evaluate_on(args.student, None, problems, args.parallel)
+            student = evaluate_on(args.student, None, problems, args.tasks_parallel)
     greedy = list(student)
     greedy_passes = sum(r is not None and r.passed for r in greedy)
     if args.recipe == "sampled":
@@ -299,7 +299,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     asked = [i for i, r in enumerate(student) if r is None or not r.passed]  # the teacher is needed only there
     which = "the tasks" if len(asked) == len(problems) else f"the {len(asked)} tasks the student fails"
     with timings.phase(f"teacher answers {which} (checked by their examples)"):
-        answers = evaluate_on(args.teacher, None, [problems[i] for i in asked], args.parallel) if asked else []
+        answers = evaluate_on(args.teacher, None, [problems[i] for i in asked], args.tasks_parallel) if asked else []
     teacher: list[Any] = [None] * len(problems)
     for i, answer in zip(asked, answers):
         teacher[i] = answer
@@ -364,7 +364,7 @@ def resample_failures(model: str, args: argparse.Namespace, problems: Sequence[A
         if not failing:
             break
         settings = EvalSettings(temperature=args.temperature, seed=seed)
-        samples = evaluate_on(model, None, [problems[i] for i in failing], args.parallel, settings)
+        samples = evaluate_on(model, None, [problems[i] for i in failing], args.tasks_parallel, settings)
         for i, result in zip(failing, samples):
             if result.passed:
                 results[i] = result
@@ -496,6 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "evaluate the average of their adapters (an execution-checked recipe only)")
     ap.add_argument("--tag", help="label for a variant of the settings (names its run directory and results apart)")
     ap.add_argument("--parallel", type=int, default=4, help="sequences decoded at once")
+    ap.add_argument("--tasks-parallel", type=int, help="sequences decoded at once while the models answer the "
+                    "training tasks (default: --parallel); HumanEval keeps --parallel, since a batch's makeup "
+                    "shifts llama.cpp's rounding and so a few greedy replies")
     ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
     ap.add_argument("--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)")
     ap.add_argument("--judge-subset", type=int, default=30, help="student HumanEval answers the teacher scores (0: none)")
@@ -504,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
     ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
     args = ap.parse_args(argv)
+    args.tasks_parallel = args.tasks_parallel or args.parallel
     if args.average_seeds and (args.recipe == "judge" or len(args.average_seeds) < 2):
         ap.error("--average-seeds takes two or more seeds, with the verified, corrected or sampled recipe")
     if args.epochs is not None and (args.recipe == "judge" or args.epochs <= 0):
