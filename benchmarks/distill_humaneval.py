@@ -507,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
     ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
     args = ap.parse_args(argv)
+    if args.tasks_parallel is not None and args.tasks_parallel < 1:
+        ap.error(f"--tasks-parallel {args.tasks_parallel}: give 1 or more sequences")
     args.tasks_parallel = args.tasks_parallel or args.parallel
     if args.average_seeds and (args.recipe == "judge" or len(args.average_seeds) < 2):
         ap.error("--average-seeds takes two or more seeds, with the verified, corrected or sampled recipe")
