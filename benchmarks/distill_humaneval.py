@@ -314,10 +314,17 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
         for i, result in zip(neither, tried):
             teacher[i] = result
     rows, counts = [], {"student_answers": 0, "teacher_answers": 0, "neither_passes": 0}
-    for problem, own, first, better, teacher_first in zip(problems, student, greedy, teacher, teacher_greedy):
-        chosen = own if own is not None and own.passed else better if better is not None and better.passed else None
+    passing_teacher = [i for i, (own, better) in enumerate(zip(student, teacher))
+                       if not (own is not None and own.passed) and better is not None and better.passed]
+    own_rows = sum(own is not None and own.passed for own in student)
+    kept_teacher = capped_teacher_rows(passing_teacher, [teacher[i] for i in passing_teacher], own_rows,
+                                       args.teacher_share)
+    if len(kept_teacher) < len(passing_teacher):
+        counts["teacher_answers_left_out_by_share"] = len(passing_teacher) - len(kept_teacher)
+    for i, (problem, own, first, better, teacher_first) in enumerate(zip(problems, student, greedy, teacher, teacher_greedy)):
+        chosen = own if own is not None and own.passed else better if i in kept_teacher else None
         if chosen is None:
-            counts["neither_passes"] += 1
+            counts["neither_passes"] += better is None or not better.passed
             continue
         counts["student_answers" if chosen is own else "teacher_answers"] += 1
         if chosen is own and own is not first:
@@ -351,6 +358,19 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     return {"prompts": {"train": len(problems)}, "verdicts": None, "adapter": str(adapter.relative_to(args.out)),
             "training_set": {"rows": len(rows), **counts, "task_example_pass_rate": task_pass},
             "train_settings": train}
+
+
+def capped_teacher_rows(indices: Sequence[int], answers: Sequence[Any], own_rows: int,
+                        share: float | None) -> set[int]:
+    """The tasks (of `indices`, whose passing teacher answers are `answers`) whose teacher
+    answer is trained on when at most `share` of all rows may be the teacher's next to
+    `own_rows` of the student's: the shortest answers (fewest tokens), the nearest to what
+    the student writes itself. No share keeps them all."""
+    if share is None:
+        return set(indices)
+    room = math.floor(share * own_rows / (1 - share) + 1e-9) if share < 1 else len(indices)
+    by_length = sorted(zip(indices, answers), key=lambda pair: (pair[1].completion_tokens, pair[0]))
+    return {i for i, _ in by_length[:room]}
 
 
 def resample_failures(model: str, args: argparse.Namespace, problems: Sequence[Any], results: Sequence[Any],
@@ -480,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=4, help="sampled recipe: tries per failing task")
     ap.add_argument("--teacher-samples", type=int, default=0,
                     help="verified/corrected/sampled: the teacher's tries at tasks no greedy answer passes")
+    ap.add_argument("--teacher-share", type=float, help="corrected/sampled: at most this fraction of the training "
+                    "rows are the teacher's answers (its shortest are kept); default: all of them")
     ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (--samples, --teacher-samples)")
     ap.add_argument("--min-score", type=int, default=11, help="judge recipe: 11 makes every training target the teacher's answer")
     ap.add_argument("--max-tokens", type=int, default=320, help="most tokens per student answer")
@@ -512,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.tasks_parallel = args.tasks_parallel or args.parallel
     if args.average_seeds and (args.recipe == "judge" or len(args.average_seeds) < 2):
         ap.error("--average-seeds takes two or more seeds, with the verified, corrected or sampled recipe")
+    if args.teacher_share is not None and (args.recipe not in ("corrected", "sampled") or not 0 <= args.teacher_share <= 1):
+        ap.error("--teacher-share takes a fraction from 0 to 1, with the corrected or sampled recipe")
     if args.epochs is not None and (args.recipe == "judge" or args.epochs <= 0):
         ap.error("--epochs takes a positive number, with the verified, corrected or sampled recipe")
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):

@@ -82,3 +82,16 @@ def test_task_examples_become_tests_that_run_in_the_sandbox(bench):
     limits = Limits(timeout_s=5.0)
     assert check_answer(chunk, right, limits)[2].passed
     assert not check_answer(chunk, wrong, limits)[2].passed
+
+
+def test_teacher_share_keeps_the_shortest_teacher_answers_within_the_cap(bench):
+    from types import SimpleNamespace
+
+    answers = [SimpleNamespace(completion_tokens=n) for n in (90, 30, 60, 30, 120)]
+    indices = [2, 5, 7, 9, 11]
+    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=None) == set(indices)
+    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=0.0) == set()
+    # 30% of all rows next to 7 of the student's: 3 teacher rows (3 / 10), the three shortest, ties by task order
+    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=0.3) == {5, 9, 7}
+    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=1.0) == set(indices)
+    assert bench.capped_teacher_rows(indices, answers, own_rows=1000, share=0.5) == set(indices)
