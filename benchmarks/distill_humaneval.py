@@ -187,6 +187,8 @@ def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
                 "batch_size": args.batch_size, "max_seq_length": 1024}
     if args.train_seed:  # seed 0 is the trainer's default, left out so earlier runs keep their keys
         settings["seed"] = args.train_seed
+    if args.distill_weight:  # the teacher's next-token probabilities join the loss (left out at 0, as above)
+        settings.update(teacher=args.teacher, distill_weight=args.distill_weight, distill_top_k=args.distill_top_k)
     return settings
 
 
@@ -396,6 +398,8 @@ def _log_training(event: dict[str, Any]) -> None:
     kind = event.get("event")
     if kind == "step" and (event["step"] % 5 == 0 or event["step"] == event["total"]):
         log(f"   training step {event['step']}/{event['total']}: loss {event.get('loss', float('nan')):.3f}")
+    elif kind == "teacher" and (event["done"] % 25 == 0 or event["done"] == event["total"]):
+        log(f"   teacher's soft targets: {event['done']}/{event['total']} answers")
     elif kind in ("eval", "done"):
         log(f"   training {kind}: {', '.join(f'{k} {v}' for k, v in event.items() if k != 'event')}")
 
@@ -509,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--epochs", type=float, help="checked recipes: train this many passes over the rows "
                     "(sets --iters once the rows are known)")
+    ap.add_argument("--distill-weight", type=float, default=0.0, help="checked recipes: this share of the loss is the "
+                    "cross-entropy against the teacher's top-k next-token probabilities on the training answers")
+    ap.add_argument("--distill-top-k", type=int, default=16, help="with --distill-weight: the teacher's tokens kept per position")
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--layers", type=int, default=8, help="LoRA on the last N blocks")
@@ -536,6 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--average-seeds takes two or more seeds, with the verified, corrected or sampled recipe")
     if args.teacher_share is not None and (args.recipe not in ("corrected", "sampled") or not 0 <= args.teacher_share <= 1):
         ap.error("--teacher-share takes a fraction from 0 to 1, with the corrected or sampled recipe")
+    if args.distill_weight and (args.recipe == "judge" or not 0 < args.distill_weight <= 1 or args.distill_top_k < 1):
+        ap.error("--distill-weight takes a fraction above 0 up to 1 (and --distill-top-k 1 or more), with a checked recipe")
     if args.epochs is not None and (args.recipe == "judge" or args.epochs <= 0):
         ap.error("--epochs takes a positive number, with the verified, corrected or sampled recipe")
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,7 @@ def load_data(
 class Tokenized:
     tokens: list[int]
     offset: int  # loss starts at this token (0: the whole sequence)
+    soft: Any = field(default=None, compare=False, repr=False)  # the teacher's (ids, probs) per trained position
 
 
 @dataclass

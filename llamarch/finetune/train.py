@@ -61,12 +61,18 @@ class LoraConfig:
     steps_per_eval: int = 50
     val_batches: int = 25  # -1: the whole validation set
     save_every: int = 50
+    teacher: str | None = None  # distill from this model's next-token probabilities (same tokenizer)
+    distill_weight: float = 0.5  # with a teacher: the share of the loss that is the teacher's soft targets
+    distill_top_k: int = 16  # with a teacher: its likeliest tokens kept per position
 
     def __post_init__(self) -> None:
         if self.alpha is not None and self.scale is not None and not math.isclose(self.alpha / self.rank, self.scale):
             raise LlamarchError(f"give alpha or scale, not both (alpha {self.alpha} / rank {self.rank} != scale {self.scale})")
         if self.rank < 1 or self.batch_size < 1 or self.max_seq_length < 2:
             raise LlamarchError("rank, batch size and max sequence length must be positive")
+        if not 0 <= self.distill_weight <= 1 or self.distill_top_k < 1:
+            raise LlamarchError(f"distill_weight must be from 0 to 1 and distill_top_k at least 1 "
+                                f"(got {self.distill_weight} and {self.distill_top_k})")
         self.targets = tuple(self.targets)
         unknown = [t for t in self.targets if t not in TARGETS and t not in TARGETS.values()]
         if unknown:
@@ -181,7 +187,26 @@ def batch_arrays(data: TokenizedSet, indices: Sequence[int], max_len: int) -> tu
     weights = np.zeros(size, np.float32)
     weights[:n] = 1.0
     targets = tokens[:, 1:].reshape(-1)[positions]
-    return mx.array(tokens[:, :-1]), mx.array(positions), mx.array(targets), mx.array(weights), n
+    arrays = [tokens[:, :-1], positions, targets, weights]
+    if items[0].soft is not None:
+        arrays += soft_target_arrays(items, width, size)
+    return (*(mx.array(a) for a in arrays), n)
+
+
+def soft_target_arrays(items: Sequence[Any], width: int, size: int) -> list[Any]:
+    """The teacher's (ids, probs) at each trained position, in `batch_arrays`' order
+    (row by row), padded to `size` positions with probability 0."""
+    import numpy as np
+
+    from .soft_targets import trained_span
+
+    ids = [item.soft[0][: max(0, end - start)] for item in items for start, end in [trained_span(item, width)]]
+    probs = [item.soft[1][: len(i)] for item, i in zip(items, ids)]
+    k = ids[0].shape[1]
+    n = sum(len(i) for i in ids)
+    soft_ids, soft_probs = np.zeros((size, k), np.int32), np.zeros((size, k), np.float32)
+    soft_ids[:n], soft_probs[:n] = np.concatenate(ids), np.concatenate(probs)
+    return [soft_ids, soft_probs]
 
 
 def _split_head(model: Any) -> tuple[Any, Any] | None:
@@ -195,32 +220,51 @@ def _split_head(model: Any) -> tuple[Any, Any] | None:
     return backbone, model.lm_head
 
 
+def _answer_logits(model: Any, inputs: Any, positions: Any) -> Any:
+    """The logits at the selected positions of the flattened batch."""
+    split = _split_head(model)
+    if split is None:
+        logits = model(inputs)
+        return logits.reshape(-1, logits.shape[-1])[positions]
+    backbone, head = split
+    hidden = backbone(inputs)
+    return head(hidden.reshape(-1, hidden.shape[-1])[positions])
+
+
 def masked_loss(model: Any, inputs: Any, positions: Any, targets: Any, weights: Any) -> Any:
     """Mean cross-entropy over the selected positions (the answers)."""
     import mlx.core as mx
     import mlx.nn as nn
 
-    split = _split_head(model)
-    if split is None:
-        logits = model(inputs)
-        logits = logits.reshape(-1, logits.shape[-1])[positions]
-    else:
-        backbone, head = split
-        hidden = backbone(inputs)
-        logits = head(hidden.reshape(-1, hidden.shape[-1])[positions])
-    ce = nn.losses.cross_entropy(logits, targets) * weights
+    ce = nn.losses.cross_entropy(_answer_logits(model, inputs, positions), targets) * weights
     return ce.astype(mx.float32).sum() / weights.sum()
 
 
-def build_step(model: Any, optimizer: Any) -> tuple[Callable[..., Any], list[Any], Callable[..., Any]]:
-    """A compiled training step `step(inputs, positions, targets, weights) -> loss`, the state to evaluate
-    after each step, and the loss function (for validation)."""
+def distill_loss(weight: float) -> Callable[..., Any]:
+    """A loss over the answers mixing (1 - weight) x the cross-entropy against the answer's
+    tokens with weight x the cross-entropy against the teacher's top-k probabilities."""
+    import mlx.core as mx
+
+    def loss(model: Any, inputs: Any, positions: Any, targets: Any, weights: Any, soft_ids: Any, soft_probs: Any) -> Any:
+        logits = _answer_logits(model, inputs, positions).astype(mx.float32)
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        hard = -mx.take_along_axis(logprobs, targets[:, None], axis=-1)[:, 0]
+        soft = -(soft_probs * mx.take_along_axis(logprobs, soft_ids, axis=-1)).sum(axis=-1)
+        return (((1 - weight) * hard + weight * soft) * weights).sum() / weights.sum()
+
+    return loss
+
+
+def build_step(model: Any, optimizer: Any, loss: Callable[..., Any] = masked_loss,
+               ) -> tuple[Callable[..., Any], list[Any], Callable[..., Any]]:
+    """A compiled training step `step(*batch) -> loss` (the batch as `batch_arrays` gives it), the
+    state to evaluate after each step, and the loss function (for validation)."""
     from functools import partial
 
     import mlx.core as mx
     import mlx.nn as nn
 
-    value_and_grad = nn.value_and_grad(model, masked_loss)
+    value_and_grad = nn.value_and_grad(model, loss)
     state = [model.state, optimizer.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
@@ -229,7 +273,7 @@ def build_step(model: Any, optimizer: Any) -> tuple[Callable[..., Any], list[Any
         optimizer.update(model, grads)
         return loss
 
-    return step, state, masked_loss
+    return step, state, loss
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -352,13 +396,31 @@ class _Run:
         self.optimizer.init(self.model.trainable_parameters())
         self.result = TrainResult(self.out, 0, self.total, truncated=self.train_set.truncated,
                                   dropped=self.train_set.dropped, base=self.identity)
+        if c.teacher:
+            self._attach_soft_targets()
         if self.saved is not None:
             self._restore()
         self._step = self._compiled_step()
 
     def _compiled_step(self) -> Callable[..., Any]:
-        step, self._state, self.loss_fn = build_step(self.model, self.optimizer)
+        loss = distill_loss(self.config.distill_weight) if self.config.teacher else masked_loss
+        step, self._state, self.loss_fn = build_step(self.model, self.optimizer, loss)
         return step
+
+    def _attach_soft_targets(self) -> None:
+        """Give every training and validation item the teacher's soft targets (computed once, stored)."""
+        from .soft_targets import teacher_soft_targets
+
+        c = self.config
+        sets = (self.train_set.items, self.valid_set.items)
+        n = sum(map(len, sets))
+        self.emit({"event": "teacher", "done": 0, "total": n, "teacher": c.teacher})
+        targets = teacher_soft_targets(c.teacher, self.tokenizer, sets, c.distill_top_k, self.out / CHECKPOINT_DIR,
+                                       lambda done, total: self.emit({"event": "teacher", "done": done, "total": total,
+                                                                      "teacher": c.teacher}))
+        for items, soft in zip(sets, targets):
+            for item, pair in zip(items, soft):
+                item.soft = pair
 
     # --- checkpoints --------------------------------------------------------------------
 

@@ -1,0 +1,127 @@
+"""Soft targets for distillation: the teacher's next-token probabilities on the training answers.
+
+Training on the teacher's answers (or on the student's answers the teacher approved) gives
+the student one right token per position. The teacher's distribution over the next token
+says more: which other tokens it finds likely, and how sure it is. For each position the
+loss covers, the teacher's top-k tokens and their probabilities (renormalized over those k)
+are kept; `train.distill_loss` mixes the cross-entropy against them with the usual one.
+
+Teacher and student must share a tokenizer (Qwen2.5-Coder 0.5B and 1.5B do): the teacher
+reads the very token ids the student is trained on. Computed once per training set and
+stored beside the adapter, so a resumed run does not load the teacher again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import LlamarchError
+from .data import Tokenized
+
+CACHE_FILE = "soft-targets.npz"
+
+
+def trained_span(item: Tokenized, width: int | None = None) -> tuple[int, int]:
+    """[start, end) of the input positions whose next token is trained on (as `batch_arrays`
+    masks them), within the first `width` inputs when given."""
+    end = len(item.tokens) - 1 if width is None else min(len(item.tokens), width + 1) - 1
+    return max(item.offset, 1) - 1, end
+
+
+def vocabulary_digest(tokenizer: Any) -> str:
+    """A fingerprint of a tokenizer's vocabulary (token string -> id)."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
+
+
+def items_digest(items: Sequence[Tokenized], teacher: str, k: int) -> str:
+    """What a cache of soft targets depends on."""
+    data = [teacher, k, [(t.tokens, t.offset) for t in items]]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()
+
+
+def teacher_soft_targets(teacher: str, student_tokenizer: Any, sets: Sequence[Sequence[Tokenized]], k: int,
+                         cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
+                         ) -> list[list[tuple[Any, Any]]]:
+    """For each set of items, per item: (ids, probs), arrays of shape (trained positions, k),
+    the teacher's k likeliest next tokens at each trained position, most likely first, and
+    their probabilities renormalized to sum to 1. Stored in `cache_dir` and reused."""
+    import numpy as np
+
+    everything = [item for items in sets for item in items]
+    key = items_digest(everything, teacher, k)
+    cache = cache_dir / CACHE_FILE if cache_dir is not None else None
+    flat = _load_cache(cache, key) if cache is not None else None
+    if flat is None:
+        flat = _compute(teacher, student_tokenizer, everything, k, progress)
+        if cache is not None:
+            _save_cache(cache, key, flat)
+    out, start = [], 0
+    for items in sets:
+        out.append(flat[start:start + len(items)])
+        start += len(items)
+    assert all(ids.shape == probs.shape and ids.dtype == np.int32 for part in out for ids, probs in part)
+    return out
+
+
+def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k: int,
+             progress: Callable[[int, int], None] | None) -> list[tuple[Any, Any]]:
+    import numpy as np
+
+    from ..mlx_runtime import import_mlx, load_model
+    from .convert import mlx_model_dir
+
+    mx = import_mlx()
+    model, tokenizer = load_model(mlx_model_dir(teacher))
+    if vocabulary_digest(tokenizer) != vocabulary_digest(student_tokenizer):
+        raise LlamarchError(f"teacher {teacher} does not share the student's tokenizer, so its next-token "
+                            "probabilities cannot be its soft targets: choose a teacher of the same family, "
+                            "or train without distill_weight")
+    model.eval()
+    results = []
+    for done, item in enumerate(items, 1):
+        start, end = trained_span(item)
+        logits = model(mx.array([item.tokens[:-1]]))[0, start:end].astype(mx.float32)
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        ids = mx.argsort(-logprobs, axis=-1)[:, :k]
+        top = mx.exp(mx.take_along_axis(logprobs, ids, axis=-1))
+        top = top / top.sum(axis=-1, keepdims=True)
+        mx.eval(ids, top)
+        results.append((np.array(ids, dtype=np.int32), np.array(top, dtype=np.float32)))
+        if progress is not None:
+            progress(done, len(items))
+    del model
+    mx.clear_cache()
+    return results
+
+
+def _load_cache(path: Path, key: str) -> list[tuple[Any, Any]] | None:
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            if str(data["key"]) != key:
+                return None
+            n = int(data["count"])
+            return [(data[f"ids{i}"], data[f"probs{i}"]) for i in range(n)]
+    except (OSError, KeyError, ValueError):
+        return None  # an unreadable cache is recomputed
+
+
+def _save_cache(path: Path, key: str, flat: Sequence[tuple[Any, Any]]) -> None:
+    import numpy as np
+
+    arrays: dict[str, Any] = {"key": np.array(key), "count": np.array(len(flat))}
+    for i, (ids, probs) in enumerate(flat):
+        arrays[f"ids{i}"], arrays[f"probs{i}"] = ids, probs
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
