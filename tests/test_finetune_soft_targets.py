@@ -160,3 +160,27 @@ def test_distill_settings_are_checked():
         LoraConfig(teacher="t", distill_weight=1.5)
     with pytest.raises(LlamarchError, match="distill_top_k"):
         LoraConfig(teacher="t", distill_top_k=0)
+
+
+def test_cli_train_with_a_teacher(pair, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from llamarch.cli import cli
+    from llamarch.finetune.soft_targets import CACHE_FILE
+    from llamarch.jsonl import write_jsonl
+
+    student, teacher = pair
+    write_jsonl(tmp_path / "data" / "train.jsonl", _examples())
+    args = ["train", "-m", str(student), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "adapter"),
+            "--iters", "2", "--batch-size", "2", "--layers", "1", "--teacher", str(teacher), "--distill-weight", "0.7",
+            "--distill-top-k", "3", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["steps"] == 2
+    assert (tmp_path / "adapter" / "checkpoint" / CACHE_FILE).is_file()
+    config = json.loads((tmp_path / "adapter" / "llamarch_adapter.json").read_text())["config"]
+    assert (config["teacher"], config["distill_weight"], config["distill_top_k"]) == (str(teacher), 0.7, 3)
+    bad = CliRunner().invoke(cli, args[:-4] + ["--distill-weight", "2", "--overwrite"])
+    assert bad.exit_code == 2 and "distill-weight" in bad.output

@@ -34,6 +34,10 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 @click.option("--eval-every", "steps_per_eval", type=click.IntRange(min=1), help="Validation loss every N steps (default 50).")
 @click.option("--val-batches", type=int, help="Validation batches per evaluation; -1 = all (default 25).")
 @click.option("--save-every", type=click.IntRange(min=0), help="Checkpoint every N steps; 0 = only at the end (default 50).")
+@click.option("--teacher", help="Distill: also train toward this model's next-token probabilities on the answers "
+              "(same tokenizer as --model, e.g. a larger model of its family).")
+@click.option("--distill-weight", type=click.FloatRange(0, 1), help="With --teacher: the loss's share that is the teacher's (default 0.5).")
+@click.option("--distill-top-k", type=click.IntRange(min=1), help="With --teacher: its likeliest tokens kept per position (default 16).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an adapter already in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")

@@ -91,6 +91,8 @@ def training_progress(description: str = "training") -> Iterator[Callable[[dict[
             elif kind == "save":
                 echo_err(f"checkpoint saved at step {event['step']}")
             info = f"loss {state['loss']:.3f}  {state['tps']:.0f} tok/s" if state["loss"] is not None else ""
+            if kind == "teacher":
+                info = f"teacher's soft targets {event['done']}/{event['total']}"
             if state["val"] is not None:
                 info += f"  val {state['val']:.3f}"
             advance(1 if kind == "step" else 0, info=info)
