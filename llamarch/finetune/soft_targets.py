@@ -86,11 +86,11 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
     results = []
     for done, item in enumerate(items, 1):
         start, end = trained_span(item)
-        logits = model(mx.array([item.tokens[:-1]]))[0, start:end].astype(mx.float32)
-        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        ids = mx.argsort(-logprobs, axis=-1)[:, :k]
-        top = mx.exp(mx.take_along_axis(logprobs, ids, axis=-1))
-        top = top / top.sum(axis=-1, keepdims=True)
+        logits = _logits_at(model, mx.array([item.tokens[:-1]]), start, end).astype(mx.float32)
+        k_ = min(k, logits.shape[-1])
+        ids = mx.argpartition(-logits, kth=k_ - 1, axis=-1)[:, :k_]  # the top k, unordered
+        ids = mx.take_along_axis(ids, mx.argsort(-mx.take_along_axis(logits, ids, axis=-1), axis=-1), axis=-1)
+        top = mx.softmax(mx.take_along_axis(logits, ids, axis=-1), axis=-1)  # renormalized over the k
         mx.eval(ids, top)
         results.append((np.array(ids, dtype=np.int32), np.array(top, dtype=np.float32)))
         if progress is not None:
@@ -98,6 +98,17 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
     del model
     mx.clear_cache()
     return results
+
+
+def _logits_at(model: Any, inputs: Any, start: int, end: int) -> Any:
+    """The logits of positions [start, end) of a one-row batch, projecting only those onto the vocabulary."""
+    from .train import _split_head
+
+    split = _split_head(model)
+    if split is None:
+        return model(inputs)[0, start:end]
+    backbone, head = split
+    return head(backbone(inputs)[0, start:end])
 
 
 def _load_cache(path: Path, key: str) -> list[tuple[Any, Any]] | None:
