@@ -77,6 +77,32 @@ def test_soft_targets_are_the_teachers_top_k_at_the_trained_positions(pair, tmp_
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(soft, again))
 
 
+def test_a_teacher_pass_killed_partway_resumes_from_what_it_saved(pair, tmp_path, monkeypatch):
+    from llamarch.finetune import soft_targets
+    from llamarch.finetune.data import tokenize_all
+
+    student_path, teacher_path = pair
+    _, tokenizer = _load(student_path)
+    items = tokenize_all(tokenizer, _examples(7), 64, mask_prompt=True).items
+    monkeypatch.setattr(soft_targets, "SAVE_EVERY", 2)
+    seen: list[int] = []
+
+    def killed_after_five(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        soft_targets.teacher_soft_targets(str(teacher_path), tokenizer, [items], K, tmp_path, killed_after_five)
+    seen.clear()
+    (resumed,) = soft_targets.teacher_soft_targets(str(teacher_path), tokenizer, [items], K, tmp_path,
+                                                   lambda done, total: seen.append(done))
+    assert seen == [5, 6, 7]  # the four saved answers were not asked again
+    (whole,) = soft_targets.teacher_soft_targets(str(teacher_path), tokenizer, [items], K)
+    assert len(resumed) == len(items)
+    assert all(np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1]) for a, b in zip(resumed, whole))
+
+
 def test_distill_loss_mixes_the_answer_and_the_teachers_distribution(pair, tmp_path):
     """The loss over the projected answer positions equals the same mix computed from full logits."""
     import mlx.core as mx
@@ -146,11 +172,14 @@ def test_training_with_a_teacher_moves_the_student_toward_it(pair, tmp_path):
 
 
 def test_a_teacher_with_another_tokenizer_is_refused_in_one_line(pair):
+    from llamarch.finetune.data import tokenize_all
     from llamarch.finetune.soft_targets import teacher_soft_targets
 
+    _, tokenizer = _load(pair[0])
+    items = tokenize_all(tokenizer, _examples(1), 64, mask_prompt=True).items
     other = SimpleNamespace(get_vocab=lambda: {"a": 0, "b": 1})
     with pytest.raises(LlamarchError, match="does not share the student's tokenizer"):
-        teacher_soft_targets(str(pair[1]), other, [[]], K)
+        teacher_soft_targets(str(pair[1]), other, [items], K)
 
 
 def test_distill_settings_are_checked():

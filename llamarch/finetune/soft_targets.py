@@ -8,7 +8,8 @@ are kept; `train.distill_loss` mixes the cross-entropy against them with the usu
 
 Teacher and student must share a tokenizer (Qwen2.5-Coder 0.5B and 1.5B do): the teacher
 reads the very token ids the student is trained on. Computed once per training set and
-stored beside the adapter, so a resumed run does not load the teacher again.
+stored beside the adapter as it goes, so a killed pass resumes where it stopped and a
+finished one is not run again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..errors import LlamarchError
 from .data import Tokenized
 
 CACHE_FILE = "soft-targets.npz"
+SAVE_EVERY = 8  # answers between partial saves of the teacher's pass
 
 
 def trained_span(item: Tokenized, width: int | None = None) -> tuple[int, int]:
@@ -56,11 +58,10 @@ def teacher_soft_targets(teacher: str, student_tokenizer: Any, sets: Sequence[Se
     everything = [item for items in sets for item in items]
     key = items_digest(everything, teacher, k)
     cache = cache_dir / CACHE_FILE if cache_dir is not None else None
-    flat = _load_cache(cache, key) if cache is not None else None
-    if flat is None:
-        flat = _compute(teacher, student_tokenizer, everything, k, progress)
-        if cache is not None:
-            _save_cache(cache, key, flat)
+    flat = _load_cache(cache, key) if cache is not None else []
+    if len(flat) < len(everything):
+        save = (lambda done: _save_cache(cache, key, done)) if cache is not None else None
+        flat = _compute(teacher, student_tokenizer, everything, k, flat, progress, save)
     out, start = [], 0
     for items in sets:
         out.append(flat[start:start + len(items)])
@@ -69,8 +70,11 @@ def teacher_soft_targets(teacher: str, student_tokenizer: Any, sets: Sequence[Se
     return out
 
 
-def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k: int,
-             progress: Callable[[int, int], None] | None) -> list[tuple[Any, Any]]:
+def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k: int, done: list[tuple[Any, Any]],
+             progress: Callable[[int, int], None] | None,
+             save: Callable[[list[tuple[Any, Any]]], None] | None) -> list[tuple[Any, Any]]:
+    """The soft targets of `items`, continuing after the first len(done) (already computed);
+    `save` is called with everything so far every SAVE_EVERY answers and at the end."""
     import numpy as np
 
     from ..mlx_runtime import import_mlx, load_model
@@ -83,8 +87,8 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
                             "probabilities cannot be its soft targets: choose a teacher of the same family, "
                             "or train without distill_weight")
     model.eval()
-    results = []
-    for done, item in enumerate(items, 1):
+    results = list(done)
+    for count, item in enumerate(items[len(done):], len(done) + 1):
         start, end = trained_span(item)
         logits = _logits_at(model, mx.array([item.tokens[:-1]]), start, end).astype(mx.float32)
         k_ = min(k, logits.shape[-1])
@@ -93,8 +97,10 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
         top = mx.softmax(mx.take_along_axis(logits, ids, axis=-1), axis=-1)  # renormalized over the k
         mx.eval(ids, top)
         results.append((np.array(ids, dtype=np.int32), np.array(top, dtype=np.float32)))
+        if save is not None and (count % SAVE_EVERY == 0 or count == len(items)):
+            save(results)
         if progress is not None:
-            progress(done, len(items))
+            progress(count, len(items))
     del model
     mx.clear_cache()
     return results
@@ -111,19 +117,20 @@ def _logits_at(model: Any, inputs: Any, start: int, end: int) -> Any:
     return head(backbone(inputs)[0, start:end])
 
 
-def _load_cache(path: Path, key: str) -> list[tuple[Any, Any]] | None:
+def _load_cache(path: Path, key: str) -> list[tuple[Any, Any]]:
+    """What a stored pass with this key holds (all of it, or the part done before a kill); [] if none."""
     import numpy as np
 
     if not path.is_file():
-        return None
+        return []
     try:
         with np.load(path) as data:
             if str(data["key"]) != key:
-                return None
+                return []
             n = int(data["count"])
             return [(data[f"ids{i}"], data[f"probs{i}"]) for i in range(n)]
     except (OSError, KeyError, ValueError):
-        return None  # an unreadable cache is recomputed
+        return []  # an unreadable cache is recomputed
 
 
 def _save_cache(path: Path, key: str, flat: Sequence[tuple[Any, Any]]) -> None:
