@@ -75,8 +75,6 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
              save: Callable[[list[tuple[Any, Any]]], None] | None) -> list[tuple[Any, Any]]:
     """The soft targets of `items`, continuing after the first len(done) (already computed);
     `save` is called with everything so far every SAVE_EVERY answers and at the end."""
-    import numpy as np
-
     from ..mlx_runtime import import_mlx, load_model
     from .convert import mlx_model_dir
 
@@ -89,14 +87,7 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
     model.eval()
     results = list(done)
     for count, item in enumerate(items[len(done):], len(done) + 1):
-        start, end = trained_span(item)
-        logits = _logits_at(model, mx.array([item.tokens[:-1]]), start, end).astype(mx.float32)
-        k_ = min(k, logits.shape[-1])
-        ids = mx.argpartition(-logits, kth=k_ - 1, axis=-1)[:, :k_]  # the top k, unordered
-        ids = mx.take_along_axis(ids, mx.argsort(-mx.take_along_axis(logits, ids, axis=-1), axis=-1), axis=-1)
-        top = mx.softmax(mx.take_along_axis(logits, ids, axis=-1), axis=-1)  # renormalized over the k
-        mx.eval(ids, top)
-        results.append((np.array(ids, dtype=np.int32), np.array(top, dtype=np.float32)))
+        results.append(top_k_targets(model, item, k))
         if save is not None and (count % SAVE_EVERY == 0 or count == len(items)):
             save(results)
         if progress is not None:
@@ -104,6 +95,22 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
     del model
     mx.clear_cache()
     return results
+
+
+def top_k_targets(model: Any, item: Tokenized, k: int) -> tuple[Any, Any]:
+    """(ids, probs) of one item: the model's k likeliest next tokens at each trained position,
+    most likely first, with their probabilities renormalized over the k (numpy arrays)."""
+    import mlx.core as mx
+    import numpy as np
+
+    start, end = trained_span(item)
+    logits = _logits_at(model, mx.array([item.tokens[:-1]]), start, end).astype(mx.float32)
+    k = min(k, logits.shape[-1])
+    ids = mx.argpartition(-logits, kth=k - 1, axis=-1)[:, :k]  # the top k, unordered
+    ids = mx.take_along_axis(ids, mx.argsort(-mx.take_along_axis(logits, ids, axis=-1), axis=-1), axis=-1)
+    top = mx.softmax(mx.take_along_axis(logits, ids, axis=-1), axis=-1)  # renormalized over the k
+    mx.eval(ids, top)
+    return np.array(ids, dtype=np.int32), np.array(top, dtype=np.float32)
 
 
 def _logits_at(model: Any, inputs: Any, start: int, end: int) -> Any:
