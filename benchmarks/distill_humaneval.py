@@ -280,7 +280,10 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     answer where that passes; the teacher answers only the tasks the student fails, and its
     passing answer is kept there. 'sampled': as 'corrected', but where the student's greedy
     answer fails it first gets `--samples` tries at `--temperature`, and its first passing
-    one is kept (an answer in its own words); the teacher's fills only what is left. The student is
+    one is kept (an answer in its own words); the teacher's fills only what is left. 'onpolicy':
+    the student's own greedy answer to every task, passing or not, trained only against the
+    teacher's next-token probabilities on it (distill weight 1: the teacher corrects each token
+    of what the student actually writes; nothing from the tests). The student is
     LoRA-trained on the kept answers, worded exactly as the replies it gives under the
     harness (same prompt, same opening line, same fence)."""
     import hashlib
@@ -290,7 +293,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
 
     problems = task_problems(tasks[:args.prompts])
     student = [None] * len(problems)
-    if args.recipe in ("corrected", "sampled"):
+    if args.recipe in ("corrected", "sampled", "onpolicy"):
         with timings.phase("student answers the tasks (checked by their examples)"):
             student = evaluate_on(args.student, None, problems, args.tasks_parallel)
     greedy = list(student)
@@ -299,6 +302,8 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
         with timings.phase(f"student samples the tasks it fails ({args.samples} tries at temperature {args.temperature})"):
             student = resample_failures(args.student, args, problems, student, args.samples)
     asked = [i for i, r in enumerate(student) if r is None or not r.passed]  # the teacher is needed only there
+    if args.recipe == "onpolicy":
+        asked = []  # the teacher reads the student's answers in training instead
     which = "the tasks" if len(asked) == len(problems) else f"the {len(asked)} tasks the student fails"
     with timings.phase(f"teacher answers {which} (checked by their examples)"):
         answers = evaluate_on(args.teacher, None, [problems[i] for i in asked], args.tasks_parallel) if asked else []
@@ -324,7 +329,10 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     if len(kept_teacher) < len(passing_teacher):
         counts["teacher_answers_left_out_by_share"] = len(passing_teacher) - len(kept_teacher)
     for i, (problem, own, first, better, teacher_first) in enumerate(zip(problems, student, greedy, teacher, teacher_greedy)):
-        chosen = own if own is not None and own.passed else better if i in kept_teacher else None
+        if args.recipe == "onpolicy":
+            chosen = own if own is not None and own.completion.strip() else None
+        else:
+            chosen = own if own is not None and own.passed else better if i in kept_teacher else None
         if chosen is None:
             counts["neither_passes"] += better is None or not better.passed
             continue
@@ -352,7 +360,7 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     if args.teacher_samples:
         task_pass["teacher_sampling"] = {"tries": args.teacher_samples, "temperature": args.temperature,
                                          "tasks_tried": len(neither), "now_passing": sum(r.passed for r in tried)}
-    if args.recipe in ("corrected", "sampled"):
+    if args.recipe in ("corrected", "sampled", "onpolicy"):
         task_pass["student"] = round(greedy_passes / len(problems), 3)
     if args.recipe == "sampled":
         task_pass["student_any_sample"] = round(sum(r.passed for r in student) / len(problems), 3)
@@ -496,11 +504,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--student", default="qwen2.5-coder-0.5b")
     ap.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     ap.add_argument("--prompts", type=int, default=120, help="how many of the shipped tasks to distill on")
-    ap.add_argument("--recipe", choices=("judge", "verified", "corrected", "sampled"), default="judge",
+    ap.add_argument("--recipe", choices=("judge", "verified", "corrected", "sampled", "onpolicy"), default="judge",
                     help="judge: `llamarch distill` (teacher judges and improves the student's answers); "
                          "verified: the teacher's answers that pass the task's example; corrected: the "
                          "student's passing answers, the teacher's passing ones where the student fails; "
-                         "sampled: as corrected, the student first sampling the tasks it fails")
+                         "sampled: as corrected, the student first sampling the tasks it fails; onpolicy: the "
+                         "student's own answers to every task, trained on the teacher's next-token probabilities only")
     ap.add_argument("--samples", type=int, default=4, help="sampled recipe: tries per failing task")
     ap.add_argument("--teacher-samples", type=int, default=0,
                     help="verified/corrected/sampled: the teacher's tries at tasks no greedy answer passes")
@@ -545,6 +554,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--teacher-share takes a fraction from 0 to 1, with the corrected or sampled recipe")
     if args.distill_weight and (args.recipe == "judge" or not 0 < args.distill_weight <= 1 or args.distill_top_k < 1):
         ap.error("--distill-weight takes a fraction above 0 up to 1 (and --distill-top-k 1 or more), with a checked recipe")
+    if args.recipe == "onpolicy":
+        if args.distill_weight not in (0, 1) or args.teacher_samples:
+            ap.error("--recipe onpolicy trains on the teacher's probabilities alone (--distill-weight 1) and asks "
+                     "the teacher for no answers (no --teacher-samples)")
+        args.distill_weight = 1.0
     if args.epochs is not None and (args.recipe == "judge" or args.epochs <= 0):
         ap.error("--epochs takes a positive number, with the verified, corrected or sampled recipe")
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
@@ -568,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.average_seeds:
         report = run_averaged(args, tasks, timings)
         adapter = args.out / report["adapter"]
-    elif args.recipe in ("verified", "corrected", "sampled"):
+    elif args.recipe in ("verified", "corrected", "sampled", "onpolicy"):
         report = run_verified(args, tasks, timings)
         adapter = args.out / report["adapter"]
     else:

@@ -95,3 +95,11 @@ def test_teacher_share_keeps_the_shortest_teacher_answers_within_the_cap(bench):
     assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=0.3) == {5, 9, 7}
     assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=1.0) == set(indices)
     assert bench.capped_teacher_rows(indices, answers, own_rows=1000, share=0.5) == set(indices)
+
+
+@pytest.mark.parametrize("flags", [["--distill-weight", "0.5"], ["--teacher-samples", "2"]])
+def test_onpolicy_recipe_refuses_hard_labels_and_teacher_answers_in_one_line(bench, flags, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--recipe", "onpolicy", "--no-copy", *flags])
+    assert stop.value.code == 2
+    assert "--recipe onpolicy trains on the teacher's probabilities alone" in capsys.readouterr().err
