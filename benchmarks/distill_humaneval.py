@@ -305,8 +305,10 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
     if args.recipe == "onpolicy":
         asked = []  # the teacher reads the student's answers in training instead
     which = "the tasks" if len(asked) == len(problems) else f"the {len(asked)} tasks the student fails"
-    with timings.phase(f"teacher answers {which} (checked by their examples)"):
-        answers = evaluate_on(args.teacher, None, [problems[i] for i in asked], args.tasks_parallel) if asked else []
+    answers = []
+    if asked:
+        with timings.phase(f"teacher answers {which} (checked by their examples)"):
+            answers = evaluate_on(args.teacher, None, [problems[i] for i in asked], args.tasks_parallel)
     teacher: list[Any] = [None] * len(problems)
     for i, answer in zip(asked, answers):
         teacher[i] = answer
