@@ -358,7 +358,9 @@ def run_verified(args: argparse.Namespace, tasks: Sequence[dict[str, str]], timi
             and adapter.stat().st_mtime >= key_file.stat().st_mtime):
         with timings.phase("training (MLX LoRA) and export"):
             adapter = train_student_adapter(args.student, out / "data", out, train, run_key=key, progress=_log_training)
-    task_pass = {"teacher": round(sum(r.passed for r in answers) / max(len(answers), 1), 3), "teacher_tasks": len(answers)}
+    task_pass: dict[str, Any] = {}
+    if answers:
+        task_pass.update(teacher=round(sum(r.passed for r in answers) / len(answers), 3), teacher_tasks=len(answers))
     if args.teacher_samples:
         task_pass["teacher_sampling"] = {"tries": args.teacher_samples, "temperature": args.temperature,
                                          "tasks_tried": len(neither), "now_passing": sum(r.passed for r in tried)}
