@@ -103,25 +103,16 @@ def top_k_targets(model: Any, item: Tokenized, k: int) -> tuple[Any, Any]:
     import mlx.core as mx
     import numpy as np
 
-    start, end = trained_span(item)
-    logits = _logits_at(model, mx.array([item.tokens[:-1]]), start, end).astype(mx.float32)
+    from .train import _answer_logits
+
+    start, end = trained_span(item)  # one row: its flattened positions are its own
+    logits = _answer_logits(model, mx.array([item.tokens[:-1]]), mx.arange(start, end)).astype(mx.float32)
     k = min(k, logits.shape[-1])
     ids = mx.argpartition(-logits, kth=k - 1, axis=-1)[:, :k]  # the top k, unordered
     ids = mx.take_along_axis(ids, mx.argsort(-mx.take_along_axis(logits, ids, axis=-1), axis=-1), axis=-1)
     top = mx.softmax(mx.take_along_axis(logits, ids, axis=-1), axis=-1)  # renormalized over the k
     mx.eval(ids, top)
     return np.array(ids, dtype=np.int32), np.array(top, dtype=np.float32)
-
-
-def _logits_at(model: Any, inputs: Any, start: int, end: int) -> Any:
-    """The logits of positions [start, end) of a one-row batch, projecting only those onto the vocabulary."""
-    from .train import _split_head
-
-    split = _split_head(model)
-    if split is None:
-        return model(inputs)[0, start:end]
-    backbone, head = split
-    return head(backbone(inputs)[0, start:end])
 
 
 def _load_cache(path: Path, key: str) -> list[tuple[Any, Any]]:
