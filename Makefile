@@ -31,10 +31,24 @@ blas:
 	  else echo "install OpenBLAS with your package manager for fast MLX training on this CPU"; fi; \
 	fi
 
+# llama.cpp's AMX matrix kernels, which -march=native builds in on Xeons that have AMX, crash on
+# their first use on some of them (llama.cpp issue 20824: a segfault in ggml_backend_amx_mul_mat;
+# seen on this project's build machines). Build llama-cpp-python without them on x86_64; the
+# AVX-512/AVX2 kernels do the work. A wheel pip cached from an earlier build with them is rebuilt.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8
+endif
+
 $(STAMP): pyproject.toml | blas
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	CMAKE_ARGS="$$CMAKE_ARGS $(NO_AMX)" $(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	@if [ -n "$(NO_AMX)" ] && grep -qs ggml_backend_amx_mul_mat $(VENV)/lib/python*/site-packages/llama_cpp/lib/libggml-cpu.so; then \
+	  echo "llama-cpp-python came from pip's cache with llama.cpp's AMX kernels: rebuilding it without them"; \
+	  $(BIN)/python -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true; \
+	  CMAKE_ARGS="$$CMAKE_ARGS $(NO_AMX)" $(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+	    "llama-cpp-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))')"; \
+	fi
 	@touch $@
 
 models-demo: $(STAMP)
