@@ -420,6 +420,20 @@ def pass_at_1(results: Sequence[Any]) -> float:
     return round(100.0 * sum(r.passed for r in results) / len(results), 2)
 
 
+def paired_difference(fixed: int, broken: int, problems: int) -> dict[str, Any]:
+    """How far one run's change in pass@1 stands out from noise, from the problems it fixed and broke.
+
+    McNemar's exact test (two-sided binomial on the problems that changed sides) and a normal
+    95% interval for the paired difference, both in points of pass@1.
+    """
+    changed = fixed + broken
+    tail = sum(math.comb(changed, i) for i in range(min(fixed, broken) + 1)) / 2 ** changed if changed else 1.0
+    delta = (fixed - broken) / problems
+    half_width = 1.96 * math.sqrt(max(changed - (fixed - broken) ** 2 / problems, 0.0)) / problems
+    return {"mcnemar_exact_p": round(min(1.0, 2 * tail), 4),
+            "delta_95ci_points": [round(100 * (delta - half_width), 2), round(100 * (delta + half_width), 2)]}
+
+
 def judge_subset(args: argparse.Namespace, results: Sequence[Any]) -> list[dict[str, Any]]:
     """The teacher's score (no improved answer) for a balanced subset of the student's
     HumanEval answers: up to N/2 that pass and N/2 that fail, in problem order."""
@@ -627,6 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gap_closed": (round((scores["student + adapter"] - scores["student"]) / (scores["teacher"] - scores["student"]), 3)
                        if scores.get("teacher", scores["student"]) != scores["student"] else None),
         "problems_fixed_broken": flips,
+        "paired_difference": paired_difference(flips["fixed"], flips["broken"], len(base)),
         "teacher_scores_on_student_answers": _score_summary(judged) if judged else None,
         "wall_s": {k: v for k, v in timings.now.items()},
         "wall_s_all_invocations": {k: sum(v) for k, v in timings.data.items()},

@@ -103,3 +103,17 @@ def test_onpolicy_recipe_refuses_hard_labels_and_teacher_answers_in_one_line(ben
         bench.main(["--recipe", "onpolicy", "--no-copy", *flags])
     assert stop.value.code == 2
     assert "--recipe onpolicy trains on the teacher's probabilities alone" in capsys.readouterr().err
+
+
+def test_paired_difference_is_mcnemars_exact_test_and_a_95_interval(bench):
+    # 0 fixed, 6 broken: two-sided binomial 2 * (1/2)**6
+    assert bench.paired_difference(0, 6, 164)["mcnemar_exact_p"] == round(2 / 64, 4)
+    # 11 fixed, 9 broken: 2 * P(X <= 9), X ~ Bin(20, 1/2) = 0.8238
+    same = bench.paired_difference(11, 9, 164)
+    assert same["mcnemar_exact_p"] == 0.8238
+    low, high = same["delta_95ci_points"]
+    assert low < 100 * 2 / 164 < high and round(high - low, 1) == 10.7
+    assert bench.paired_difference(0, 0, 164) == {"mcnemar_exact_p": 1.0, "delta_95ci_points": [0.0, 0.0]}
+    # the p-value is symmetric and never above 1
+    assert bench.paired_difference(9, 11, 164)["mcnemar_exact_p"] == 0.8238
+    assert bench.paired_difference(5, 5, 164)["mcnemar_exact_p"] == 1.0
