@@ -133,3 +133,43 @@ def test_closed_model_refuses_work(smollm_path):
     llm.close()
     with pytest.raises(BackendError, match="closed"):
         llm.generate("hi")
+
+
+class _Engine:
+    """Stands in for llama_cpp's system-info call only (the refusal is pure logic)."""
+
+    def __init__(self, info: str):
+        self.info = info
+
+    def llama_print_system_info(self) -> bytes:
+        return self.info.encode()
+
+
+def test_an_engine_with_amx_kernels_is_refused_in_one_line_on_an_amx_cpu(monkeypatch):
+    from llamarch.backends import llamacpp
+
+    amx_build = "CPU : AVX2 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | OPENMP = 1 |"
+    assert llamacpp.amx_kernels_would_run(amx_build, frozenset({"avx2", "amx_tile", "amx_int8"}))
+    assert not llamacpp.amx_kernels_would_run(amx_build, frozenset({"avx2", "avx512f"}))
+    assert not llamacpp.amx_kernels_would_run(amx_build.replace("AMX_INT8 = 1", "AMX_INT8 = 0"),
+                                               frozenset({"amx_int8"}))
+    monkeypatch.delenv("LLAMARCH_ALLOW_AMX", raising=False)
+    monkeypatch.setattr(llamacpp, "cpu_flags", lambda: frozenset({"amx_int8"}))
+    with pytest.raises(BackendError, match=r"AMX kernels.*-mno-amx-int8.*LLAMARCH_ALLOW_AMX=1") as refused:
+        llamacpp._refuse_amx_kernels(_Engine(amx_build))
+    assert "\n" not in str(refused.value)
+    llamacpp._refuse_amx_kernels(_Engine("CPU : AVX2 = 1 |"))
+    monkeypatch.setenv("LLAMARCH_ALLOW_AMX", "1")
+    llamacpp._refuse_amx_kernels(_Engine(amx_build))
+
+
+def test_the_installed_engine_has_no_amx_kernels_on_x86():
+    """The Makefile builds llama.cpp with -mno-amx-int8 on x86_64 (its AMX kernels segfault on
+    this project's AMX Xeons), and the real engine passes llamarch's guard."""
+    import platform
+
+    from llamarch.backends.llamacpp import import_llama_cpp
+
+    llama_cpp = import_llama_cpp()
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert "AMX_INT8 = 1" not in llama_cpp.llama_print_system_info().decode()

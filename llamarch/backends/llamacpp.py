@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import BackendError, ContextOverflowError, MissingExtraError, ModelFileError
 from ..gguf_file import validate
-from ..hardware import physical_cores
+from ..hardware import cpu_flags, physical_cores
 from .base import Chunk, GenerationOptions, Message, Prompt, Stats
 from .textstream import StopMatcher, Utf8Stream
 
@@ -36,7 +36,31 @@ def import_llama_cpp() -> Any:
     except ImportError:
         raise MissingExtraError("the llama.cpp engine (llama-cpp-python)", "llamacpp") from None
     _route_native_log(llama_cpp)
+    _refuse_amx_kernels(llama_cpp)
     return llama_cpp
+
+
+AMX_REBUILD = ('CMAKE_ARGS="-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8" '
+               "pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python")
+
+
+def amx_kernels_would_run(system_info: str, flags: frozenset[str]) -> bool:
+    """Whether llama.cpp was built with its AMX matrix kernels and this CPU would run them."""
+    return "AMX_INT8 = 1" in system_info and "amx_int8" in flags
+
+
+def _refuse_amx_kernels(llama_cpp: Any) -> None:
+    """One line instead of a segfault: llama.cpp's AMX kernels crash on the first reply on
+    some AMX Xeons (llama.cpp issue 20824). `make` builds without them; LLAMARCH_ALLOW_AMX=1
+    runs a build that has them anyway."""
+    if os.environ.get("LLAMARCH_ALLOW_AMX"):
+        return
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    if amx_kernels_would_run(info, cpu_flags()):
+        raise BackendError(
+            "llama-cpp-python was built with llama.cpp's AMX kernels, which can crash on this CPU "
+            f"(llama.cpp issue 20824): rebuild it without them with `{AMX_REBUILD}`, "
+            "or set LLAMARCH_ALLOW_AMX=1 to try it as is")
 
 
 def _route_native_log(llama_cpp: Any) -> None:
