@@ -41,7 +41,7 @@ def import_llama_cpp() -> Any:
 
 
 AMX_REBUILD = ('CMAKE_ARGS="-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8" '
-               "pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python")
+               "pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python=={version}")
 
 
 def amx_kernels_would_run(system_info: str, flags: frozenset[str]) -> bool:
@@ -57,9 +57,12 @@ def _refuse_amx_kernels(llama_cpp: Any) -> None:
         return
     info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
     if amx_kernels_would_run(info, cpu_flags()):
+        from importlib.metadata import version
+
+        rebuild = AMX_REBUILD.format(version=version("llama_cpp_python"))
         raise BackendError(
             "llama-cpp-python was built with llama.cpp's AMX kernels, which can crash on this CPU "
-            f"(llama.cpp issue 20824): rebuild it without them with `{AMX_REBUILD}`, "
+            f"(llama.cpp issue 20824): rebuild it without them with `{rebuild}`, "
             "or set LLAMARCH_ALLOW_AMX=1 to try it as is")
 
 
