@@ -19,6 +19,7 @@ anchors evaluated there are reused), the teacher's verdicts on HumanEval answers
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import re
@@ -581,6 +582,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--epochs takes a positive number, with the verified, corrected or sampled recipe")
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
         ap.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-' (it names a directory)")
+
+    if not args.overlap_only and importlib.util.find_spec("matplotlib") is None:
+        ap.error("the plot needs matplotlib, which is not installed: pip install -e '.[bench]'")
 
     tasks = parse_tasks(TASKS_FILE.read_text(encoding="utf-8"))
     overlap = check_overlap(tasks)

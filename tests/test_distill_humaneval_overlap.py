@@ -117,3 +117,13 @@ def test_paired_difference_is_mcnemars_exact_test_and_a_95_interval(bench):
     # the p-value is symmetric and never above 1
     assert bench.paired_difference(9, 11, 164)["mcnemar_exact_p"] == 0.8238
     assert bench.paired_difference(5, 5, 164)["mcnemar_exact_p"] == 1.0
+
+
+def test_a_missing_plotting_library_is_refused_before_any_work(bench, monkeypatch, capsys, tmp_path):
+    real = bench.importlib.util.find_spec
+    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None if name == "matplotlib" else real(name))
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--recipe", "corrected", "--out", str(tmp_path / "run"), "--no-copy"])
+    assert stop.value.code == 2
+    assert "the plot needs matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
