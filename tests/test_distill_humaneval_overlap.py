@@ -122,6 +122,11 @@ def test_paired_difference_is_mcnemars_exact_test_and_a_95_interval(bench):
 def test_a_missing_plotting_library_is_refused_before_any_work(bench, monkeypatch, capsys, tmp_path):
     real = bench.importlib.util.find_spec
     monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None if name == "matplotlib" else real(name))
+
+    def work_began(*_: object) -> None:
+        raise AssertionError("the run began its work before checking for matplotlib")
+
+    monkeypatch.setattr(bench, "parse_tasks", work_began)
     with pytest.raises(SystemExit) as stop:
         bench.main(["--recipe", "corrected", "--out", str(tmp_path / "run"), "--no-copy"])
     assert stop.value.code == 2
