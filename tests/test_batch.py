@@ -323,3 +323,15 @@ def test_batches_apply_the_lora_adapter(smollm, smollm_path, tmp_path):
             same_or_near_tie(tuned, prompt, sequential[i], got, f"prompt {i}")
             if sequential[i] != base[i]:
                 assert got != base[i], f"prompt {i}: the batch ran without the adapter"
+
+
+def test_samples_of_one_prompt_differ_and_a_seed_reproduces_them(smollm):
+    """K samples of one prompt in one batch: each sequence has its own seed (not K copies)."""
+    prompt = [{"role": "user", "content": "Name a colour and a fruit."}]
+    options = {"temperature": 0.9, "max_tokens": 12, "seed": 7}
+    first = [r.text for r in smollm.generate_batch([prompt] * 8, parallel=8, **options)]
+    assert len(set(first)) > 1, f"eight samples all equal: {first[0]!r}"
+    again = [r.text for r in smollm.generate_batch([prompt] * 8, parallel=8, **options)]
+    assert again == first
+    alone = smollm.generate_batch([prompt], parallel=1, **options)[0].text  # sequence 0 keeps the call's seed
+    assert alone == first[0]

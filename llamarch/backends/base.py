@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,19 @@ class GenerationOptions:
     @property
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
+
+
+def sequence_seed(seed: int, index: int) -> int:
+    """The sampler seed of sequence `index` of a batch run with `seed`.
+
+    Each sequence gets its own, so K samples of one prompt differ, while a seeded batch
+    stays reproducible; sequence 0 keeps `seed` itself, so a batch of one samples as
+    `stream` does.
+    """
+    if index == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackendError, ContextOverflowError
-from .base import Chunk, GenerationOptions, Stats
+from .base import Chunk, GenerationOptions, Stats, sequence_seed
 from .kvplan import Plan, plan_parallel
 from .llamacpp_sampling import SequenceSampler
 from .speculative import DEFAULT_LOOKUP_DRAFT, DEFAULT_MODEL_DRAFT, DraftModel, PromptLookup, check_same_vocab
@@ -232,7 +232,7 @@ class BatchEngine:
             self._lc.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
             keep = 0
         del slot.cached[keep:]
-        sampler = SequenceSampler(self._lc, self.vocab, self.n_vocab, options, seed, grammar)
+        sampler = SequenceSampler(self._lc, self.vocab, self.n_vocab, options, sequence_seed(seed, index), grammar)
         job = _Job(index, request, sampler, StopMatcher([*options.stop, *request.stops]))
         job.pending = tokens[keep:]
         job.history = list(tokens)

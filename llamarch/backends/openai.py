@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import BackendError, ContextOverflowError, LlamarchError
 from ..httpclient import HTTPStatusError, HttpClient, Reply, RequestCancelled, RetryPolicy, StreamCutError, iter_sse
-from .base import Chunk, GenerationOptions, Prompt, Stats
+from .base import Chunk, GenerationOptions, Prompt, Stats, sequence_seed
 from .textstream import StopMatcher
 
 SPEC_PREFIX = "openai:"
@@ -471,8 +471,10 @@ def _parallel_stream(backend: OpenAIBackend, prompts: list[Prompt], options: Gen
                 i = next(todo, None)
             if i is None:
                 break
+            seeded = worker_options if options.seed is None else \
+                dataclasses.replace(worker_options, seed=sequence_seed(options.seed, i))
             try:
-                for chunk in backend.stream(prompts[i], worker_options):
+                for chunk in backend.stream(prompts[i], seeded):
                     out.put((i, chunk))
             except BaseException as e:  # handed to the consumer, which raises it
                 out.put((i, e))
