@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from llamarch.evals.stats import paired_difference  # noqa: F401 (the results files have always carried it)
+
 HERE = Path(__file__).resolve().parent
 TASKS_FILE = HERE / "data" / "python_tasks.txt"
 RESULTS_DIR = HERE / "results"
@@ -419,20 +421,6 @@ def _log_training(event: dict[str, Any]) -> None:
 
 def pass_at_1(results: Sequence[Any]) -> float:
     return round(100.0 * sum(r.passed for r in results) / len(results), 2)
-
-
-def paired_difference(fixed: int, broken: int, problems: int) -> dict[str, Any]:
-    """How far one run's change in pass@1 stands out from noise, from the problems it fixed and broke.
-
-    McNemar's exact test (two-sided binomial on the problems that changed sides) and a normal
-    95% interval for the paired difference, both in points of pass@1.
-    """
-    changed = fixed + broken
-    tail = sum(math.comb(changed, i) for i in range(min(fixed, broken) + 1)) / 2 ** changed if changed else 1.0
-    delta = (fixed - broken) / problems
-    half_width = 1.96 * math.sqrt(max(changed - (fixed - broken) ** 2 / problems, 0.0)) / problems
-    return {"mcnemar_exact_p": round(min(1.0, 2 * tail), 4),
-            "delta_95ci_points": [round(100 * (delta - half_width), 2), round(100 * (delta + half_width), 2)]}
 
 
 def judge_subset(args: argparse.Namespace, results: Sequence[Any]) -> list[dict[str, Any]]:
