@@ -1,0 +1,202 @@
+"""The schema text for a prompt, read from the database itself (nothing specific to any database)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+
+from ..errors import LlamarchError
+from .guard import DatabaseError, QueryFailed, introspect, run_query
+
+SCHEMA_STYLES = ("compact", "ddl", "none")
+_USER_OBJECTS = "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEYWORDS = frozenset({"order", "group", "select", "from", "where", "table", "index", "key", "values",
+                       "by", "as", "join", "on", "limit", "check", "default", "transaction", "to"})
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+    primary_key: bool
+    not_null: bool
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[Column]
+    foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # (column, ref_table, ref_column)
+    rows: int = -1  # -1: not counted in time
+
+
+def quote_name(name: str) -> str:
+    """An identifier in double quotes, inner double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _display_name(name: str) -> str:
+    plain = _PLAIN_NAME.fullmatch(name) and name.lower() not in _KEYWORDS
+    return name if plain else quote_name(name)
+
+
+def _read(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]:
+    try:
+        return introspect(conn, sql, params)
+    except QueryFailed as e:
+        where = getattr(conn, "path", "") or "the database"
+        raise DatabaseError(f"cannot read the schema of {where}: {e.reason}: check the file") from None
+
+
+def read_tables(conn: sqlite3.Connection) -> list[Table]:
+    """The user tables (no sqlite_* ones), in sqlite_master order, with columns, keys and row counts."""
+    names = [r[0] for r in _read(
+        conn, f"SELECT name FROM sqlite_master WHERE type = 'table' AND {_USER_OBJECTS} ORDER BY rowid")]
+    tables = []
+    for name in names:
+        q = quote_name(name)
+        info = _read(conn, f"PRAGMA table_info({q})")  # cid, name, type, notnull, dflt, pk
+        columns = [Column(r[1], r[2] or "", bool(r[5]), bool(r[3])) for r in info]
+        order = {c.name: i for i, c in enumerate(columns)}
+        fks = sorted(_read(conn, f"PRAGMA foreign_key_list({q})"),  # id, seq, table, from, to, ...
+                     key=lambda r: (order.get(r[3], len(order)), r[0], r[1]))
+        foreign_keys = [(r[3], r[2], r[4] or "") for r in fks]
+        try:
+            rows = run_query(conn, f"SELECT count(*) FROM {q}").rows[0][0]
+        except QueryFailed:
+            rows = -1
+        tables.append(Table(name, columns, foreign_keys, rows))
+    by_name = {t.name.lower(): t for t in tables}
+    for t in tables:  # `REFERENCES Album` without a column means Album's primary key
+        t.foreign_keys = [(c, rt, rc or _primary_key(by_name.get(rt.lower()))) for c, rt, rc in t.foreign_keys]
+    return tables
+
+
+def _primary_key(table: Table | None) -> str:
+    keys = [c.name for c in table.columns if c.primary_key] if table else []
+    return keys[0] if len(keys) == 1 else ""
+
+
+def ddl(conn: sqlite3.Connection) -> str:
+    """The CREATE TABLE and CREATE VIEW statements, as stored, separated by blank lines."""
+    rows = _read(conn, "SELECT sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL "
+                       f"AND {_USER_OBJECTS} ORDER BY rowid")
+    return "\n\n".join("\n".join(line.rstrip() for line in r[0].strip().splitlines()) for r in rows)
+
+
+def compact_schema(tables: list[Table], foreign_keys: bool = True) -> str:
+    """One line per table, `Track(TrackId, Name, AlbumId->Album, ...)`: short, for every prompt."""
+    by_name = {t.name.lower(): t for t in tables}
+    lines = []
+    for t in tables:
+        refs = {c: (rt, rc) for c, rt, rc in t.foreign_keys} if foreign_keys else {}
+        cols = []
+        for c in t.columns:
+            text = _display_name(c.name)
+            if c.name in refs:
+                rt, rc = refs[c.name]
+                target = _display_name(rt)
+                if rc and rc != _primary_key(by_name.get(rt.lower())):
+                    target += "." + _display_name(rc)
+                text += "->" + target
+            cols.append(text)
+        lines.append(f"{_display_name(t.name)}({', '.join(cols)})")
+    return "\n".join(lines)
+
+
+def _cell(value: object, max_chars: int) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    text = " ".join(str(value).split())
+    return text if len(text) <= max_chars else text[:max_chars] + "…"
+
+
+def sample_rows(conn: sqlite3.Connection, table: Table, n: int = 3, max_chars: int = 60) -> str:
+    """The first n rows of a table as `a | b | c` lines under a header of column names."""
+    try:
+        result = run_query(conn, f"SELECT * FROM {quote_name(table.name)} LIMIT {int(n)}", max_rows=n)
+    except QueryFailed:
+        return f"{_display_name(table.name)}: (could not be read)"
+    lines = [f"{_display_name(table.name)}:", " | ".join(result.columns)]
+    lines += [" | ".join(_cell(v, max_chars) for v in row) for row in result.rows]
+    return "\n".join(lines)
+
+
+_sample_rows = sample_rows  # describe() has a parameter of the same name
+
+
+def _is_text(declared: str) -> bool:
+    t = declared.upper()  # SQLite's affinity rules: INT first, then CHAR/CLOB/TEXT
+    return "INT" not in t and any(k in t for k in ("CHAR", "CLOB", "TEXT"))
+
+
+def distinct_values(conn: sqlite3.Connection, tables: list[Table], max_distinct: int = 25,
+                    max_len: int = 40, categorical_only: bool = True) -> dict[str, list[str]]:
+    """For each short TEXT column with at most max_distinct values: its sorted non-null values.
+
+    With categorical_only, a column qualifies only when its values repeat, or when it is in a
+    small lookup table that other tables reference (`Genre(GenreId, Name)`): names, e-mails and
+    phone numbers of a small table are noise in a prompt.
+    """
+    referenced = {rt.lower() for t in tables for _, rt, _ in t.foreign_keys if rt.lower() != t.name.lower()}
+    found: dict[str, list[str]] = {}
+    for t in tables:
+        lookup = t.name.lower() in referenced and len(t.columns) <= 3
+        for c in t.columns:
+            if not _is_text(c.type):
+                continue
+            values = _short_values(conn, t, c, max_distinct, max_len, categorical_only and not lookup)
+            if values:
+                found[f"{t.name}.{c.name}"] = values
+    return found
+
+
+def _short_values(conn: sqlite3.Connection, t: Table, c: Column, max_distinct: int, max_len: int,
+                  must_repeat: bool) -> list[str] | None:
+    q, table = quote_name(c.name), quote_name(t.name)
+    try:
+        rows = run_query(conn, f"SELECT DISTINCT {q} FROM {table} WHERE {q} IS NOT NULL "
+                               f"LIMIT {max_distinct + 1}", time_budget_s=1.0).rows
+        values = [r[0] for r in rows]
+        if (not values or len(values) > max_distinct or any(isinstance(v, bytes) for v in values)
+                or any(len(str(v)) > max_len or "\n" in str(v) for v in values)):
+            return None
+        if must_repeat and run_query(conn, f"SELECT count({q}) FROM {table}",
+                                     time_budget_s=1.0).rows[0][0] <= len(values):
+            return None
+    except QueryFailed:
+        return None
+    return sorted({str(v) for v in values})
+
+
+def _value_list(values: list[str]) -> str:
+    plain = [v if v.strip() == v and v and "," not in v else "'" + v.replace("'", "''") + "'"
+             for v in values]
+    return ", ".join(plain)
+
+
+def describe(conn: sqlite3.Connection, *, style: str = "compact", sample_rows: int = 0,
+             distinct: bool = False, notes: str | None = None) -> str:
+    """The database described for a prompt: schema, then sample rows, short text values, notes."""
+    if style not in SCHEMA_STYLES:
+        raise LlamarchError(f"unknown schema style {style!r}: choose one of {', '.join(SCHEMA_STYLES)}")
+    tables = read_tables(conn) if style == "compact" or sample_rows or distinct else []
+    parts = []
+    if style == "compact":
+        parts.append(compact_schema(tables))
+    elif style == "ddl":
+        parts.append(ddl(conn))
+    if sample_rows:
+        parts.append("Sample rows:\n" + "\n\n".join(_sample_rows(conn, t, sample_rows) for t in tables))
+    if distinct:
+        values = distinct_values(conn, tables)
+        if values:
+            parts.append("Values of short text columns:\n"
+                         + "\n".join(f"{k}: {_value_list(v)}" for k, v in values.items()))
+    if notes and notes.strip():
+        parts.append("Notes:\n" + notes.strip())
+    return "\n\n".join(p for p in parts if p)
