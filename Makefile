@@ -11,6 +11,8 @@ LLAMARCH := $(BIN)/llamarch
 
 DEMO_MODELS := qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 DEMO_OUT    := demo-run
+DEMO_QUESTIONS ?= 48
+DEMO_HELD_OUT  ?= 40
 TEST_MODELS := smollm2-135m qwen2.5-coder-0.5b
 
 .PHONY: demo test venv blas models-demo models-test bench bench-lora clean
@@ -57,12 +59,18 @@ models-demo: $(STAMP)
 models-test: $(STAMP)
 	$(LLAMARCH) models pull $(TEST_MODELS)
 
-# The student (0.5B) answers llamarch's Python prompts, the teacher (1.5B) judges and improves
-# them, the student is LoRA-trained on that (MLX), and held-out prompts compare it before and
-# after, with the adapter on llama.cpp. Rerunning resumes from what $(DEMO_OUT)/ holds.
+# Verified distillation on the shipped Chinook database: the teacher (1.5B) writes training
+# questions from the schema, samples 8 queries per question with sample rows and value lists
+# the student never sees, and keeps those whose results agree; the student (0.5B) is
+# LoRA-trained on them (MLX) from its own short prompt, and held-out questions are scored
+# by running the queries, for the student with and without the adapter (on llama.cpp) and
+# the teacher greedy and amplified. Rerunning resumes from what $(DEMO_OUT)/ holds.
+CHINOOK := llamarch/data/chinook
 demo: models-demo
-	$(LLAMARCH) distill --student qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b --demo-prompts \
-		--out $(DEMO_OUT) --max-tokens 384 --iters 24 --train-option batch_size=2 --train-option max_seq_length=768
+	$(LLAMARCH) distill --check sql --db $(CHINOOK)/Chinook_Sqlite.sqlite --synthesize $(DEMO_QUESTIONS) \
+		--eval-questions $(CHINOOK)/test.jsonl --eval-limit $(DEMO_HELD_OUT) --samples 8 \
+		--student qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b --out $(DEMO_OUT) \
+		--train-option epochs=2 --train-option batch_size=4 --train-option max_seq_length=512
 
 test: models-test
 	$(BIN)/python -m pytest -q

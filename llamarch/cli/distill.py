@@ -52,6 +52,16 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="The student's sampling temperature (verdicts are always greedy).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--parallel", "--concurrency", "parallel", type=click.IntRange(min=1), help="Sequences (llama.cpp) or requests (openai) at once (default: the engine decides).")
+@click.option("--check", type=click.Choice(["sql"]), help="Check answers by running them: sql (with --db). The teacher samples, execution votes, and the report is judged by execution.")
+@click.option("--db", type=FILE, help="The SQLite database the questions are about (--check sql); opened read-only.")
+@click.option("--eval-questions", type=FILE, help='--check sql: held-out {"question", "sql"} lines, scored by execution.')
+@click.option("--eval-limit", type=click.IntRange(min=1), help="--check sql: use only N held-out questions, spread evenly over the file.")
+@click.option("--recipe", type=click.Choice(["corrected", "verified", "judge"]), help="How training rows are made: corrected (default with --check: the student's own answer where it is verified, else the teacher's), verified (the teacher's verified answers), judge (the teacher's verdicts; the only recipe without a checker).")
+@click.option("--samples", "-k", type=click.IntRange(min=1), default=8, show_default=True, help="--check: answers the teacher samples per question, voted on by their results.")
+@click.option("--sample-temperature", type=click.FloatRange(min=0), default=0.7, show_default=True, help="--check: the temperature of the teacher's samples.")
+@click.option("--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees.")
+@click.option("--student-schema", type=click.Choice(["compact", "ddl", "none"]), default="compact", show_default=True, help="--check sql: the schema in the student's prompt (compact: one line per table).")
+@click.option("--no-teacher-eval", is_flag=True, help="--check sql: do not score the teacher on the held-out questions.")
 @click.option("--iters", type=click.IntRange(min=1), help="LoRA training iterations.")
 @click.option("--train-option", multiple=True, metavar="KEY=VALUE", help="Other LoRA training settings (repeatable).")
 @engine_flags
@@ -59,15 +69,36 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
             prompts: Path | None, demo_prompts: bool, synthesize: int | None, topic: str | None, out: Path,
             eval_prompts: Path | None, eval_split: float, min_score: int, no_train: bool, adapter: Path | None,
             rubric: Path | None, system: str | None, max_tokens: int, judge_max_tokens: int, temperature: float,
-            seed: int, parallel: int | None, iters: int | None, train_option: tuple[str, ...], **engine: Any) -> None:
+            seed: int, parallel: int | None, check: str | None, db: Path | None, eval_questions: Path | None,
+            eval_limit: int | None, recipe: str | None, samples: int, sample_temperature: float,
+            teacher_context: Path | None, student_schema: str, no_teacher_eval: bool, iters: int | None,
+            train_option: tuple[str, ...], **engine: Any) -> None:
     """Distill a teacher into a student: the student answers every prompt, the teacher
     judges every answer, answers scored below --min-score are replaced by the teacher's
     improved answer, the student is LoRA-trained on the result, and held-out prompts show
     the student's mean score before and after.
 
+    With --check sql --db FILE the answers are checked by running them instead: the
+    teacher, given sample rows and value lists the student never sees, samples K queries
+    per question, the ones whose results agree are kept, the student learns them from its
+    own short prompt, and held-out questions (--eval-questions) are scored by execution.
+
     Everything is stored in DIR as it is computed: kill the run at any point and run the
     same command again to resume.
     """
+    if check is not None:
+        if recipe == "judge":
+            raise click.UsageError("--recipe judge is for runs without a checker: drop --check, or choose corrected or verified")
+        _distill_checked(out=out, db=db, student=student, teacher=teacher, prompts=prompts, synthesize=synthesize,
+                         eval_questions=eval_questions, eval_limit=eval_limit, recipe=recipe or "corrected",
+                         samples=samples, sample_temperature=sample_temperature, teacher_context=teacher_context,
+                         student_schema=student_schema, evaluate_teacher=not no_teacher_eval, max_tokens=max_tokens,
+                         seed=seed, parallel=parallel, train=not no_train, adapter=adapter,
+                         student_backend=student_backend, teacher_backend=teacher_backend,
+                         engine=engine_options(**engine), train_settings=_settings(train_option, iters))
+        return
+    if recipe not in (None, "judge"):
+        raise click.UsageError(f"--recipe {recipe} needs a checker: give --check sql --db FILE.sqlite")
     from ..patterns.student_teacher.distill import DEMO_PROMPTS, DistillConfig, Distiller, format_report
 
     if demo_prompts:
@@ -76,9 +107,7 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
         prompts = DEMO_PROMPTS
     if prompts is None and not synthesize:
         raise click.UsageError("give --prompts FILE.jsonl, --demo-prompts, or --synthesize N --topic TEXT")
-    train_settings = _train_option(train_option)
-    if iters is not None:
-        train_settings["iters"] = iters
+    train_settings = _settings(train_option, iters)
     config = DistillConfig(
         out=out, student=student, teacher=teacher, prompts=prompts, eval_prompts=eval_prompts,
         eval_fraction=eval_split, min_score=min_score, train=not no_train, adapter=adapter,
@@ -94,6 +123,33 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
         raise
     click.echo(format_report(report))
     click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json, timings.json")
+
+
+def _settings(train_option: tuple[str, ...], iters: int | None) -> dict[str, Any]:
+    settings = _train_option(train_option)
+    if iters is not None:
+        settings["iters"] = iters
+    return settings
+
+
+def _distill_checked(**options: Any) -> None:
+    """`distill --check sql`: the verified run, with its execution-accuracy report."""
+    from ..patterns.student_teacher.verified import PLOT_FILE, VerifiedConfig, VerifiedDistiller, format_report
+
+    if options["db"] is None:
+        raise click.UsageError("--check sql needs --db FILE.sqlite: the database the questions are about")
+    if options["prompts"] is None and not options["synthesize"]:
+        raise click.UsageError("give training questions: --prompts FILE.jsonl or --synthesize N")
+    options["synthesize"] = options["synthesize"] or 0
+    out = options["out"]
+    try:
+        report = VerifiedDistiller(VerifiedConfig(**options), CliProgress()).run()
+    except KeyboardInterrupt:
+        echo_err(f"Stopped: finished work is saved in {out}; run the same command to resume.")
+        raise
+    click.echo(format_report(report))
+    plot = f", {PLOT_FILE}" if (out / PLOT_FILE).is_file() else ""
+    click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json{plot}, timings.json")
 
 
 class CliProgress:

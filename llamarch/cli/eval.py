@@ -67,6 +67,73 @@ def humaneval(model: str | None, backend: str | None, limit: int | None, offset:
         _print_summary(report)
 
 
+@eval_group.command("sql")
+@model_options
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The SQLite database (opened read-only).")
+@click.option("--questions", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help='JSONL: one {"question": ..., "sql": reference} a line.')
+@click.option("--schema", type=click.Choice(["compact", "ddl", "none"]), default="compact", show_default=True,
+              help="How the prompt shows the schema (compact: one line per table).")
+@click.option("--sample-rows", type=click.IntRange(min=0), default=0, show_default=True, help="Example rows per table in the prompt.")
+@click.option("--values", "distinct", is_flag=True, help="Show the values of short text columns in the prompt.")
+@click.option("--samples", "-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sample K queries per question and answer with the one whose result most share.")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Temperature of the samples (default: 0.7 with -k > 1, else greedy).")
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N questions.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Sequences the engine decodes at once (where it batches).")
+@click.option("--max-tokens", type=click.IntRange(min=16), default=256, show_default=True, help="Longest reply.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and each question's prediction and result as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary and every question's result (JSON).")
+def sql_command(model: str | None, backend: str | None, db: Path, questions: Path, schema: str, sample_rows: int,
+                distinct: bool, samples: int, temperature: float | None, limit: int | None, parallel: int | None,
+                max_tokens: int, seed: int, as_json: bool, out: Path | None, **engine: Any) -> None:
+    """Execution accuracy of a model on questions about a SQLite database.
+
+    Each question's reference query and the model's query run read-only on the
+    database; a prediction matches when its rows equal the reference's (in order when
+    the reference has ORDER BY). Replies are stored as they come: running the same
+    command again resumes.
+    """
+    from ..evals.checkers import SQLChecker
+    from ..evals.humaneval import identify
+    from ..evals.sql import SQLSettings, evaluate
+    from ..llm import LLM
+    from ..sql.questions import load_questions
+    from ..store import Store
+
+    checker = SQLChecker(db)
+    try:
+        items = load_questions(questions, checker.conn, require_sql=True)[:limit]
+        if not items:
+            raise click.UsageError(f"{questions} holds no question")
+        settings = SQLSettings(schema=schema, sample_rows=sample_rows, distinct=distinct, samples=samples,
+                               temperature=(0.7 if samples > 1 else 0.0) if temperature is None else temperature,
+                               max_tokens=max_tokens, seed=seed)
+        options = engine_options(**engine)
+        identity = identify(model, backend, options.get("lora_path"))
+        model_key = [identity.sha256 or f"{identity.backend}:{identity.model}", identity.adapter_sha256]
+        with Store() as store, LLM(model, backend=backend, **options) as llm, \
+                item_progress(f"SQL {identity.model}", len(items)) as advance:
+            run = evaluate(llm, checker, items, settings, store=store, model_key=model_key, parallel=parallel,
+                           advance=advance)
+    finally:
+        checker.close()
+    report = {**run["summary"], "model": identity.model, "adapter": identity.adapter, "database": str(db),
+              "questions_file": str(questions), "settings": settings.key()}
+    if out is not None:
+        _write_json(out, {"summary": report, "results": run["results"]})
+    if as_json:
+        click.echo(json.dumps({"summary": report, "results": run["results"]}, indent=2, ensure_ascii=False))
+        return
+    adapter = f" + adapter {identity.adapter}" if identity.adapter else ""
+    speed = f", {report['tok_per_s']} tok/s" if report.get("tok_per_s") else ""
+    click.echo(f"execution accuracy {report['accuracy']:.1f}% ({report['matched']}/{report['questions']})  "
+               f"{identity.model}{adapter} on {db.name}")
+    click.echo(f"  {report['did_not_execute']} predictions did not execute; "
+               f"{report['completion_tokens']} tokens generated{speed}")
+
+
 @eval_group.command("judge")
 @click.option("-s", "--student", required=True, help="The model that answers: catalog id, .gguf path or openai:MODEL@URL.")
 @click.option("-t", "--teacher", required=True, help="The model that judges the answers (may be the student).")

@@ -21,6 +21,16 @@ REQUEST = (
     'Reply with a JSON object: {{"prompts": [...]}} holding the {k} tasks as strings.'
 )
 
+SQL_REQUEST = (
+    "Here is a SQLite database:\n\n{topic}\n\n"
+    "Write {k} different questions that a user of this data might ask, each answerable with one "
+    "SQL query on it. Use the names and values that are really in the data. Vary the kind: one "
+    "table, joins of two to four tables, counts and other aggregates by group, top-N with ordering, "
+    "dates, missing values, comparisons with an average. Write each question in plain words, as "
+    "the user would, without SQL and without table or column names in brackets.{avoid}\n\n"
+    'Reply with a JSON object: {{"prompts": [...]}} holding the {k} questions as strings.'
+)
+
 Cache = Callable[[str, Callable[[], str]], str]
 """cache(request key, compute) -> text: a stored result, else compute() stored."""
 
@@ -54,12 +64,15 @@ def parse_prompts(text: str) -> list[str]:
 
 
 def synthesize_prompts(teacher: LLM | Callable[[], LLM], topic: str, n: int, cache: Cache | None = None,
-                       advance: Callable[[int], None] | None = None, max_rounds: int | None = None) -> list[str]:
+                       advance: Callable[[int], None] | None = None, max_rounds: int | None = None,
+                       request: str = REQUEST) -> list[str]:
     """Up to `n` distinct prompts about `topic`, written by the teacher in rounds of a few.
 
     Each round shows the teacher the prompts so far, to steer it elsewhere, and samples
     with its own seed, so a run is reproducible (and resumable through `cache`).
     `teacher` may be a callable that opens the model, so a fully cached run loads none.
+    `request` is the template of each round ({k}, {topic}, {avoid}): `REQUEST` for
+    programming tasks, `SQL_REQUEST` (with the database's description as topic) for questions.
     """
     found: list[str] = []
     seen: set[str] = set()
@@ -69,13 +82,13 @@ def synthesize_prompts(teacher: LLM | Callable[[], LLM], topic: str, n: int, cac
             break
         k = min(PER_ROUND, n - len(found))
         avoid = "".join(f"\n- {p}" for p in found[-15:])
-        request = REQUEST.format(k=k, topic=topic, avoid=f"\nAlready written (write different ones):{avoid}" if avoid else "")
+        asked = request.format(k=k, topic=topic, avoid=f"\nAlready written (write different ones):{avoid}" if avoid else "")
 
-        def compute(request: str = request, k: int = k, seed: int = round_no) -> str:
+        def compute(asked: str = asked, k: int = k, seed: int = round_no) -> str:
             llm = teacher if isinstance(teacher, LLM) else teacher()
-            return llm.respond(llm.messages_for(request), json_schema=prompts_schema(k), seed=seed, **SAMPLING).text
+            return llm.respond(llm.messages_for(asked), json_schema=prompts_schema(k), seed=seed, **SAMPLING).text
 
-        text = cache(json.dumps([request, round_no, SAMPLING]), compute) if cache else compute()
+        text = cache(json.dumps([asked, round_no, SAMPLING]), compute) if cache else compute()
         before = len(found)
         for prompt in parse_prompts(text):
             key = normalized(prompt)

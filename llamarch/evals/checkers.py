@@ -1,0 +1,189 @@
+"""Checkers: whether an answer is right, found by running it.
+
+A checker is any callable `(task, answer) -> Check`. It says passed, failed or unknown,
+with a one-line reason, and gives a signature of what the answer *does* (for SQL a hash of
+its result rows), so that several answers to one task can be grouped and voted on.
+
+    checker = get_checker("sql", db="music.sqlite")
+    checker(Task("How many tracks are there?"), "```sql\\nSELECT count(*) FROM Track\\n```")
+    # Check(status='unknown', reason='1 row', signature='9f2c...')
+
+Two are built in, `sql` (through the read-only guard) and `python` (in the sandbox).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import LlamarchError
+
+PASSED, FAILED, UNKNOWN = "passed", "failed", "unknown"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What an answer is checked against: the question, and a reference answer if there is one."""
+
+    question: str
+    reference: str | None = None
+    source: str = ""
+    tests: str | None = None  # Python: test code run after the answer (asserts)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A checker's verdict on one answer."""
+
+    status: str  # passed | failed | unknown (it ran, but nothing says whether it is right)
+    reason: str = ""
+    signature: str | None = None  # what the answer does; None when it did not run
+    answer: str = ""  # the part of the reply that ran (the query, the code)
+    empty: bool = False  # it ran and gave nothing (no rows): a weak answer to vote for
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    @property
+    def executed(self) -> bool:
+        return self.signature is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "signature": self.signature, "answer": self.answer,
+                "empty": self.empty}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        return cls(data["status"], data.get("reason", ""), data.get("signature"), data.get("answer", ""),
+                   bool(data.get("empty")))
+
+
+class Checker(Protocol):
+    def __call__(self, task: Task, answer: str) -> Check: ...
+
+
+class SQLChecker:
+    """Runs the query in an answer on a SQLite database, read-only, under a time and row budget.
+
+    With a reference query the result must equal the reference's (ordered when the
+    reference has ORDER BY); without one, a query that runs is `unknown`, with its
+    result's signature. A result cut at the row cap fails (nothing sensible returns that much).
+    """
+
+    name = "sql"
+
+    def __init__(self, db: str | os.PathLike[str], time_budget_s: float | None = None, max_rows: int | None = None):
+        from ..sql import guard
+
+        self.db = str(db)
+        self.conn = guard.open_readonly(db)
+        self.limits = {"time_budget_s": time_budget_s or guard.DEFAULT_TIME_BUDGET_S,
+                       "max_rows": max_rows or guard.DEFAULT_MAX_ROWS}
+        self._references: dict[str, Any] = {}
+
+    def run(self, sql: str) -> Any:
+        """The QueryResult of `sql` (raises QueryFailed)."""
+        from ..sql.guard import run_query
+
+        return run_query(self.conn, sql, **self.limits)
+
+    def reference_result(self, sql: str) -> Any:
+        if sql not in self._references:
+            self._references[sql] = self.run(sql)
+        return self._references[sql]
+
+    def __call__(self, task: Task, answer: str) -> Check:
+        from ..sql.extract import extract_sql
+        from ..sql.guard import QueryFailed
+        from ..sql.match import has_order_by, result_signature, results_match
+
+        sql = extract_sql(answer)
+        if not sql:
+            return Check(FAILED, "no SQL query in the answer")
+        try:
+            result = self.run(sql)
+        except QueryFailed as e:
+            return Check(FAILED, e.reason, answer=sql)
+        if result.truncated:
+            return Check(FAILED, f"returned more than {self.limits['max_rows']} rows", answer=sql)
+        signature = result_signature(result)
+        rows = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
+        empty = not result.rows
+        if task.reference is None:
+            return Check(UNKNOWN, rows, signature, sql, empty)
+        reference = self.reference_result(task.reference)
+        if results_match(result, reference, ordered=has_order_by(task.reference)):
+            return Check(PASSED, f"{rows}, as the reference", signature, sql, empty)
+        return Check(FAILED, f"{rows}, not the reference's result ({len(reference.rows)} rows)", signature, sql, empty)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass
+class PythonChecker:
+    """Runs the code in an answer with the task's tests (or its docstring examples) in the sandbox."""
+
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+    name: str = field(default="python", init=False)
+
+    def __call__(self, task: Task, answer: str) -> Check:
+        from .extract import extract_code
+        from .sandbox import Limits, run_program
+
+        code = extract_code(answer).code
+        if not code.strip():
+            return Check(FAILED, "no Python code in the answer")
+        tests = task.tests or _doctest_runner(code)
+        if not tests:
+            return Check(UNKNOWN, "no tests and no docstring examples to run", None, code)
+        outcome = run_program(f"{code}\n\n{tests}\n", Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb))
+        signature = hashlib.sha256(f"{outcome.status}\x1f{outcome.detail}".encode()).hexdigest()
+        reason = outcome.status if outcome.passed else f"{outcome.status}: {outcome.detail}".splitlines()[0][:200]
+        return Check(PASSED if outcome.passed else FAILED, reason, signature, code)
+
+
+def _doctest_runner(code: str) -> str | None:
+    """Code that runs the docstring examples of `code` and fails when one does not hold."""
+    if ">>>" not in code:
+        return None
+    return ("import doctest as _d, sys as _s\n_r = _d.testmod(_s.modules[__name__])\n"
+            "assert _r.failed == 0, f'{_r.failed} of {_r.attempted} docstring examples failed'\n")
+
+
+class _CallableChecker:
+    """Any `(task, answer) -> Check | bool` callable, as a checker."""
+
+    def __init__(self, fn: Callable[[Task, str], Check | bool]):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "custom")
+
+    def __call__(self, task: Task, answer: str) -> Check:
+        result = self.fn(task, answer)
+        if isinstance(result, Check):
+            return result
+        ok = bool(result)
+        return Check(PASSED if ok else FAILED, "the check passed" if ok else "the check failed", str(ok))
+
+
+CHECKERS: dict[str, Callable[..., Checker]] = {"sql": SQLChecker, "python": PythonChecker}
+
+
+def get_checker(check: str | Checker | Callable[[Task, str], Check | bool], **options: Any) -> Checker:
+    """A built-in checker by name (with its options, e.g. db=...), or any callable as one."""
+    if isinstance(check, str):
+        if check not in CHECKERS:
+            raise LlamarchError(f"unknown checker {check!r}: choose one of {', '.join(sorted(CHECKERS))}")
+        if check == "sql" and not options.get("db"):
+            raise LlamarchError("the sql checker needs a database: give --db FILE.sqlite")
+        return CHECKERS[check](**options)
+    if isinstance(check, (SQLChecker, PythonChecker, _CallableChecker)):
+        return check
+    if callable(check):
+        return _CallableChecker(check)
+    raise LlamarchError(f"a checker must be a name ({', '.join(sorted(CHECKERS))}) or a callable, not {check!r}")

@@ -1,0 +1,163 @@
+"""Execution accuracy of a model on text-to-SQL questions about one SQLite database.
+
+A prediction matches when its result equals the reference query's (as a multiset of
+rows; in order when the reference has ORDER BY). Every reply is stored as it finishes,
+so a run stopped at any point resumes without answering again. With `samples` > 1 the
+model samples that many queries per question and the one whose result most of them
+share is its answer (self-consistency); the reference never takes part in that vote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .checkers import Check, SQLChecker, Task
+
+HARNESS_VERSION = 1
+STOPS = ("```\n\n",)  # a closing fence followed by prose: the query is complete
+
+
+@dataclass(frozen=True)
+class SQLSettings:
+    """How questions are asked: the schema in the prompt, sampling, and extra context."""
+
+    schema: str = "compact"  # compact | ddl | none
+    sample_rows: int = 0  # example rows per table in the prompt
+    distinct: bool = False  # the values of short text columns in the prompt
+    notes: str | None = None  # the user's notes about the data
+    samples: int = 1  # >1: vote over this many samples
+    temperature: float = 0.0  # of the samples (0 with samples == 1: greedy)
+    max_tokens: int = 256
+    seed: int = 0
+
+    def key(self) -> dict[str, Any]:
+        return {**asdict(self), "harness": HARNESS_VERSION}
+
+
+def schema_text(checker: SQLChecker, settings: SQLSettings) -> str:
+    """The database as the prompt describes it, read from the database itself."""
+    from ..sql.schema import describe
+
+    return describe(checker.conn, style=settings.schema, sample_rows=settings.sample_rows,
+                    distinct=settings.distinct, notes=settings.notes)
+
+
+def question_seed(seed: int, question: str) -> int:
+    """A seed per question, so each question's samples do not depend on which others ran."""
+    digest = hashlib.blake2b(f"{seed}\x1f{question}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def generate_replies(llm: Any, messages: Sequence[Any], settings: SQLSettings, *, store: Any, model_key: Any,
+                     parallel: int | None = None, advance: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], float]:
+    """Each prompt's replies ({"replies": [...], "completion_tokens": n}), stored as they finish.
+
+    Greedy prompts go through the engine as one batch; sampled ones one prompt at a time,
+    its `samples` sequences together (they share the prompt's KV cache). Returns the
+    replies and, when this call generated all of them, the seconds it took (else 0).
+    """
+    from ..store import result_key
+
+    keys = [result_key("sql-replies", model_key, m, settings.key()) for m in messages]
+    results: list[dict[str, Any] | None] = [store.get_result("sql-replies", k) for k in keys]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if advance:
+        advance(len(messages) - len(todo))
+    options = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "stop": list(STOPS)}
+    t0 = time.perf_counter()
+    if settings.samples <= 1:
+        for j, text, stats in _replies(llm, [messages[i] for i in todo], parallel, seed=settings.seed, **options):
+            i = todo[j]
+            results[i] = {"replies": [text], "completion_tokens": stats.completion_tokens}
+            store.put_result("sql-replies", keys[i], results[i])
+            if advance:
+                advance(1)
+    else:
+        for i in todo:
+            seed = question_seed(settings.seed, repr(messages[i]))
+            got = sorted(_replies(llm, [messages[i]] * settings.samples, parallel, seed=seed, **options))
+            results[i] = {"replies": [text for _, text, _ in got],
+                          "completion_tokens": sum(stats.completion_tokens for _, _, stats in got)}
+            store.put_result("sql-replies", keys[i], results[i])
+            if advance:
+                advance(1)
+    seconds = time.perf_counter() - t0 if len(todo) == len(messages) else 0.0
+    return [r for r in results if r is not None], seconds
+
+
+def _replies(llm: Any, prompts: Sequence[Any], parallel: int | None, **options: Any):
+    parts: dict[int, list[str]] = {}
+    for i, chunk in llm.stream_batch(list(prompts), parallel=parallel, **options):
+        parts.setdefault(i, []).append(chunk.text)
+        if chunk.stats is not None:
+            if chunk.stats.finish_reason == "cancelled":
+                raise KeyboardInterrupt
+            yield i, "".join(parts.pop(i)), chunk.stats
+
+
+def choose_answer(checker: SQLChecker, question: str, replies: Sequence[str]) -> tuple[int, dict[str, Any]]:
+    """The reply that stands for a model's answer: the majority's (see `vote`), else the
+    first that runs and returns rows, else the first."""
+    from ..patterns.student_teacher.vote import pick, vote
+
+    if len(replies) == 1:
+        return 0, {}
+    checks = [checker(Task(question), r) for r in replies]
+    outcome = vote(checks)
+    if outcome.verified:
+        return pick([c.answer for c in checks], outcome.accepted), outcome.to_dict()
+    ran = [i for i, c in enumerate(checks) if c.executed and not c.empty]
+    return (ran[0] if ran else 0), outcome.to_dict()
+
+
+def score(checker: SQLChecker, questions: Sequence[Any], replies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each question's prediction checked against its reference."""
+    rows = []
+    for q, got in zip(questions, replies):
+        chosen, voted = choose_answer(checker, q.question, got["replies"])
+        check: Check = checker(Task(q.question, q.sql, q.source), got["replies"][chosen])
+        row = {"source": q.source, "question": q.question, "reference": q.sql, "prediction": check.answer,
+               "status": check.status, "reason": check.reason, "matched": check.passed,
+               "executed": check.executed, "reply": got["replies"][chosen]}
+        if voted:
+            row["vote"] = voted
+        rows.append(row)
+    return rows
+
+
+def summary(rows: Sequence[dict[str, Any]], completion_tokens: int = 0, generation_s: float = 0.0) -> dict[str, Any]:
+    n = len(rows)
+    matched = sum(r["matched"] for r in rows)
+    return {"questions": n, "matched": matched, "accuracy": round(100 * matched / n, 2) if n else None,
+            "did_not_execute": sum(not r["executed"] for r in rows),
+            "completion_tokens": completion_tokens,
+            "tok_per_s": round(completion_tokens / generation_s, 2) if generation_s > 0 else None}
+
+
+def evaluate(llm: Any, checker: SQLChecker, questions: Sequence[Any], settings: SQLSettings, *, store: Any,
+             model_key: Any, parallel: int | None = None,
+             advance: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """{"summary": ..., "results": [...]} of one model (with its settings) on the questions."""
+    from ..sql.prompt import sql_messages
+    from ..store import result_key
+
+    schema = schema_text(checker, settings)
+    messages = [sql_messages(q.question, schema) for q in questions]
+    replies, seconds = generate_replies(llm, messages, settings, store=store, model_key=model_key,
+                                        parallel=parallel, advance=advance)
+    rows = score(checker, questions, replies)
+    tokens = sum(r["completion_tokens"] for r in replies)
+    # Throughput is known only from a call that generated every reply; it is stored for reruns.
+    key = result_key("sql-throughput", model_key, settings.key(), [q.question for q in questions])
+    if seconds > 0:
+        store.put_result("sql-throughput", key, {"tokens": tokens, "seconds": seconds})
+    measured = store.get_result("sql-throughput", key) or {}
+    report = summary(rows, tokens)
+    if measured:
+        report["tok_per_s"] = round(measured["tokens"] / measured["seconds"], 2)
+        report["generation_s"] = round(measured["seconds"], 2)
+    return {"summary": report, "results": rows}

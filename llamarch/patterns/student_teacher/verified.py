@@ -1,0 +1,434 @@
+"""Verified distillation: the teacher's answers are kept only when running them agrees.
+
+For each training question the student answers from its own prompt; the teacher, an
+expert through context the student does not get (sample rows, the values of short text
+columns, the user's notes), samples K queries, and the checker runs every one. The
+answers whose result most samples share (or the reference's, when the question has one)
+are accepted. The student is then LoRA-trained on the question *without* the teacher's
+context, so the adapter carries what the context told the teacher (context distillation).
+Held-out questions with reference queries measure the student before and after, and the
+teacher greedy and amplified, by execution only.
+
+Everything is stored in `DIR/distill.db` as it is computed; a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ... import paths
+from ...catalog import sha256_file
+from ...errors import LlamarchError
+from ...evals.checkers import Check, SQLChecker, Task
+from ...evals.sql import SQLSettings, evaluate, generate_replies, schema_text
+from ...evals.stats import compare_paired
+from ...jsonl import write_jsonl
+from ...store import Store, result_key
+from .distill import ADAPTER_DIR, REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, model_identity, side_engine, write_json
+from .training import TRAIN_FILE, VALID_FILE, chat_row, split_valid, train_student_adapter
+from .vote import Vote, pick, vote
+
+RECIPES = ("corrected", "verified")
+DEFAULT_RECIPE = "corrected"
+PLOT_FILE = "report.png"
+
+
+@dataclass
+class VerifiedConfig:
+    """A verified distill run on one SQLite database (see `llamarch distill --check sql`)."""
+
+    out: Path
+    db: Path
+    student: str = "qwen2.5-coder-0.5b"
+    teacher: str = "qwen2.5-coder-1.5b"
+    prompts: Path | None = None  # training questions: {"question"[, "sql"]} per line
+    eval_questions: Path | None = None  # held-out questions with reference SQL
+    synthesize: int = 0
+    teacher_context: Path | None = None  # the user's notes, for the teacher only
+    samples: int = 8
+    sample_temperature: float = 0.7
+    recipe: str = DEFAULT_RECIPE
+    student_schema: str = "compact"
+    teacher_sample_rows: int = 3
+    max_tokens: int = 256
+    seed: int = 0
+    parallel: int | None = None
+    train: bool = True
+    adapter: Path | None = None
+    evaluate_teacher: bool = True
+    eval_limit: int | None = None
+    student_backend: str | None = None
+    teacher_backend: str | None = None
+    engine: dict[str, Any] = field(default_factory=dict)
+    train_settings: dict[str, Any] = field(default_factory=dict)
+
+    def student_settings(self) -> SQLSettings:
+        return SQLSettings(schema=self.student_schema, max_tokens=self.max_tokens, seed=self.seed)
+
+    def teacher_settings(self, samples: int | None = None) -> SQLSettings:
+        k = self.samples if samples is None else samples
+        notes = Path(self.teacher_context).read_text(encoding="utf-8") if self.teacher_context else None
+        return SQLSettings(schema="ddl", sample_rows=self.teacher_sample_rows, distinct=True, notes=notes,
+                           samples=k, temperature=self.sample_temperature if k > 1 else 0.0,
+                           max_tokens=self.max_tokens, seed=self.seed)
+
+
+class VerifiedDistiller:
+    """One verified distill run over a run directory."""
+
+    def __init__(self, config: VerifiedConfig, progress: Progress | None = None):
+        if config.recipe not in RECIPES:
+            raise LlamarchError(f"unknown recipe {config.recipe!r} with a checker: choose one of {', '.join(RECIPES)}")
+        if config.teacher_context and not Path(config.teacher_context).is_file():
+            raise LlamarchError(f"teacher context file not found: {config.teacher_context}")
+        self.cfg = config
+        self.ui = progress or Progress()
+        self.checker = SQLChecker(config.db)
+        self.out = paths.ensure_dir(Path(config.out))
+        self.timings: dict[str, Any] = {}
+        self.student_id = model_identity(config.student, config.student_backend)
+        self.teacher_id = model_identity(config.teacher, config.teacher_backend)
+        self._student = _Lazy(lambda: self._open(config.student, config.student_backend))
+        self._teacher = _Lazy(lambda: self._open(config.teacher, config.teacher_backend))
+
+    def _open(self, spec: str, backend: str | None, adapter: Path | None = None) -> Any:
+        from ...llm import LLM
+
+        engine = {**side_engine(spec, backend, self.cfg.engine), **({"lora_path": adapter} if adapter else {})}
+        engine.setdefault("n_ctx", 8192)
+        return LLM(spec, backend=backend, **engine)
+
+    # --- the run --------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        with Store(self.out / STORE_FILE) as store:
+            self.store = store
+            try:
+                held = self.load_held_out()
+                train, overlap = self.load_training(held)
+                student = self.answer(train, self._student, self.student_id, self.cfg.student_settings(),
+                                      "student answers")
+                self._student.close()
+                teacher = self.teacher_answers(train)
+                train, teacher, student, dropped = drop_result_overlap(train, teacher, student, self.held_signatures(held))
+                overlap["same_result"] = dropped
+                rows, counts = training_rows(self.cfg.recipe, train, student, teacher,
+                                             schema_text(self.checker, self.cfg.student_settings()))
+                n_train, n_valid = self.write_training_set(rows)
+                adapter = self.adapter(rows)
+                evaluation = self.evaluate(held, adapter)
+            finally:
+                self._student.close()
+                self._teacher.close()
+                self.checker.close()
+        report = {
+            "check": "sql", "database": str(self.cfg.db), "student": self.cfg.student, "teacher": self.cfg.teacher,
+            "recipe": self.cfg.recipe, "judged_by": "execution",
+            "settings": {"samples": self.cfg.samples, "sample_temperature": self.cfg.sample_temperature,
+                         "student_schema": self.cfg.student_schema, "teacher_sample_rows": self.cfg.teacher_sample_rows,
+                         "max_tokens": self.cfg.max_tokens, "seed": self.cfg.seed},
+            "questions": {"train": len(train), "held_out": len(held), "overlap_dropped": overlap},
+            "training_set": {**counts, "train_rows": n_train, "valid_rows": n_valid},
+            "adapter": os.path.relpath(adapter, self.out) if adapter else None,
+            "evaluation": evaluation,
+        }
+        write_json(self.out / REPORT_FILE, report)
+        if evaluation:
+            try:
+                plot_report(report, self.out / PLOT_FILE)
+            except ImportError:
+                self.ui.warn("matplotlib is not installed: no plot (pip install matplotlib)")
+        self.timings["total"] = {"wall_s": round(time.perf_counter() - t0, 3)}
+        write_json(self.out / TIMINGS_FILE, self.timings)
+        return report
+
+    # --- questions ----------------------------------------------------------------------
+
+    def load_held_out(self) -> list[Any]:
+        from ...sql.questions import load_questions
+
+        if not self.cfg.eval_questions:
+            return []
+        held = load_questions(self.cfg.eval_questions, self.checker.conn, require_sql=True)
+        return spread(held, self.cfg.eval_limit)
+
+    def load_training(self, held: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
+        from ...sql.match import normalize_question
+        from ...sql.questions import Question, load_questions
+
+        questions = list(load_questions(self.cfg.prompts, self.checker.conn)) if self.cfg.prompts else []
+        if self.cfg.synthesize:
+            questions += [Question(q, None, f"synthesized:{n}") for n, q in enumerate(self.synthesized(), 1)]
+        held_text = {normalize_question(q.question) for q in held}
+        seen: set[str] = set()
+        kept, same_text = [], 0
+        for q in questions:
+            norm = normalize_question(q.question)
+            if norm in held_text:
+                same_text += 1
+            elif norm not in seen:
+                seen.add(norm)
+                kept.append(q)
+        if not kept:
+            raise LlamarchError("no training questions: give --prompts FILE.jsonl or --synthesize N")
+        return kept, {"same_text": same_text}
+
+    def synthesized(self) -> list[str]:
+        from .synthesize import SQL_REQUEST, synthesize_prompts
+
+        context = schema_text(self.checker, self.cfg.teacher_settings(samples=1))
+
+        def cache(request: str, compute: Any) -> str:
+            key = result_key("synthesize", self.teacher_id, request)
+            text = self.store.get_result("synthesize", key)
+            if text is None:
+                text = compute()
+                self.store.put_result("synthesize", key, text)
+            return text
+
+        with self.ui.phase("teacher writes questions", self.cfg.synthesize) as advance:
+            texts = synthesize_prompts(lambda: self._teacher.get(), context, self.cfg.synthesize, cache, advance,
+                                       request=SQL_REQUEST)
+        if len(texts) < self.cfg.synthesize:
+            self.ui.warn(f"the teacher wrote {len(texts)} distinct questions of the {self.cfg.synthesize} asked for")
+        write_jsonl(self.out / "questions.jsonl", ({"question": t} for t in texts))
+        return texts
+
+    def held_signatures(self, held: Sequence[Any]) -> set[str]:
+        from ...sql.match import result_signature
+
+        return {result_signature(self.checker.reference_result(q.sql)) for q in held}
+
+    # --- answers ------------------------------------------------------------------------
+
+    def answer(self, questions: Sequence[Any], model: _Lazy, identity: dict[str, Any], settings: SQLSettings,
+               label: str) -> list[list[Check]]:
+        """Each question's replies, checked (against its reference when it has one)."""
+        from ...sql.prompt import sql_messages
+
+        schema = schema_text(self.checker, settings)
+        messages = [sql_messages(q.question, schema) for q in questions]
+        t = time.perf_counter()
+        with self.ui.phase(label, len(questions)) as advance:
+            replies, seconds = generate_replies(_Deferred(model), messages, settings, store=self.store,
+                                                model_key=identity, parallel=self.cfg.parallel, advance=advance)
+        self.timings[label] = {"wall_s": round(time.perf_counter() - t, 3), "generation_s": round(seconds, 3)}
+        return [[self.checker(Task(q.question, q.sql, q.source), r) for r in got["replies"]]
+                for q, got in zip(questions, replies)]
+
+    def teacher_answers(self, questions: Sequence[Any]) -> list[tuple[Vote, list[Check]]]:
+        """The teacher's K checked samples per question and the vote on them; a question
+        where no sample ran gets one repair of its best sample, given the checker's reason."""
+        settings = self.cfg.teacher_settings()
+        sampled = self.answer(questions, self._teacher, self.teacher_id, settings, f"teacher samples (K={settings.samples})")
+        results = []
+        broken = [i for i, checks in enumerate(sampled) if not any(c.executed for c in checks)]
+        repaired = self.repair(questions, sampled, broken, settings) if broken else {}
+        for i, (q, checks) in enumerate(zip(questions, sampled)):
+            if i in repaired:
+                checks = [*checks, repaired[i]]
+            outcome = vote(checks, has_reference=q.sql is not None)
+            if not outcome.verified and i in repaired and repaired[i].executed and not repaired[i].empty \
+                    and q.sql is None:
+                outcome = Vote((len(checks) - 1,), "repair", 1, 1, len(checks))
+            results.append((outcome, checks))
+        return results
+
+    def repair(self, questions: Sequence[Any], sampled: Sequence[list[Check]], broken: list[int],
+               settings: SQLSettings) -> dict[int, Check]:
+        from ...sql.prompt import repair_messages, sql_messages
+
+        schema = schema_text(self.checker, settings)
+        messages = []
+        for i in broken:
+            best = next((c for c in sampled[i] if c.answer), sampled[i][0])
+            reply = f"```sql\n{best.answer}\n```" if best.answer else "(no query)"
+            messages.append(repair_messages(sql_messages(questions[i].question, schema), reply, best.reason))
+        greedy = replace(settings, samples=1, temperature=0.0)
+        with self.ui.phase("teacher repairs", len(broken)) as advance:
+            replies, _ = generate_replies(_Deferred(self._teacher), messages, greedy, store=self.store,
+                                          model_key=self.teacher_id, parallel=self.cfg.parallel, advance=advance)
+        return {i: self.checker(Task(questions[i].question, questions[i].sql), got["replies"][0])
+                for i, got in zip(broken, replies)}
+
+    # --- training -----------------------------------------------------------------------
+
+    def write_training_set(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
+        train, valid = split_valid(rows) if rows else ([], [])
+        write_jsonl(self.out / TRAIN_FILE, train)
+        write_jsonl(self.out / VALID_FILE, valid)
+        return len(train), len(valid)
+
+    def adapter(self, rows: list[dict[str, Any]]) -> Path | None:
+        cfg = self.cfg
+        if cfg.adapter is not None:
+            if not Path(cfg.adapter).is_file():
+                raise LlamarchError(f"adapter not found: {cfg.adapter}")
+            return Path(cfg.adapter)
+        if not cfg.train:
+            return None
+        if not rows:
+            self.ui.warn("no verified training rows: training skipped")
+            return None
+        key = result_key("adapter", self.student_id, sha256_file(self.out / TRAIN_FILE),
+                         sha256_file(self.out / VALID_FILE), cfg.train_settings)
+        stored = self.store.get_result("adapter", key)
+        if stored is not None:
+            path = self.out / stored["path"]
+            if path.is_file() and sha256_file(path) == stored["sha256"]:
+                return path
+        self._teacher.close()
+        self._student.close()
+        t = time.perf_counter()
+        with self.ui.training() as on_event:
+            path = train_student_adapter(cfg.student, self.out, self.out / ADAPTER_DIR, cfg.train_settings,
+                                         run_key=key, progress=on_event)
+        self.timings["training"] = {"wall_s": round(time.perf_counter() - t, 3)}
+        self.store.put_result("adapter", key, {"path": os.path.relpath(path, self.out), "sha256": sha256_file(path)})
+        return path
+
+    # --- held-out evaluation --------------------------------------------------------------
+
+    def evaluate(self, held: Sequence[Any], adapter: Path | None) -> dict[str, Any] | None:
+        """Execution accuracy on the held-out questions of each model, and the student's change."""
+        if not held:
+            return None
+        cfg = self.cfg
+        runs: dict[str, Any] = {}
+
+        def run(name: str, model: _Lazy, identity: dict[str, Any], settings: SQLSettings) -> None:
+            with self.ui.phase(f"held-out: {name}", len(held)) as advance:
+                runs[name] = evaluate(_Deferred(model), self.checker, held, settings, store=self.store,
+                                      model_key=identity, parallel=cfg.parallel, advance=advance)
+
+        run("student", self._student, self.student_id, cfg.student_settings())
+        self._student.close()
+        if adapter is not None:
+            tuned = _Lazy(lambda: self._open(cfg.student, cfg.student_backend, adapter))
+            try:
+                run("student + adapter", tuned, model_identity(cfg.student, cfg.student_backend, lora=adapter),
+                    cfg.student_settings())
+            finally:
+                tuned.close()
+        if cfg.evaluate_teacher:
+            run("teacher greedy", self._teacher, self.teacher_id, cfg.teacher_settings(samples=1))
+            run(f"teacher amplified (K={cfg.samples})", self._teacher, self.teacher_id, cfg.teacher_settings())
+        result: dict[str, Any] = {"questions": len(held), "models": {k: v["summary"] for k, v in runs.items()},
+                                  "results": {k: v["results"] for k, v in runs.items()}}
+        if "student + adapter" in runs:
+            before = [r["matched"] for r in runs["student"]["results"]]
+            after = [r["matched"] for r in runs["student + adapter"]["results"]]
+            result["student_change"] = compare_paired(before, after)
+        return result
+
+
+class _Deferred:
+    """An LLM-like object that opens the lazy model on the first generation (a stored run opens none)."""
+
+    def __init__(self, lazy: _Lazy):
+        self._lazy = lazy
+
+    def stream_batch(self, *args: Any, **kwargs: Any) -> Any:
+        return self._lazy.get().stream_batch(*args, **kwargs)
+
+
+# --- pure helpers --------------------------------------------------------------------------
+
+
+def spread(items: Sequence[Any], limit: int | None) -> list[Any]:
+    """`limit` items spread evenly over the list (a file grouped by kind keeps its mix), in order."""
+    n = len(items)
+    if not limit or limit >= n:
+        return list(items)
+    return [items[i * n // limit] for i in range(limit)]
+
+
+def drop_result_overlap(questions: Sequence[Any], teacher: Sequence[tuple[Vote, list[Check]]],
+                        student: Sequence[list[Check]], held_signatures: set[str]) -> tuple[list, list, list, int]:
+    """Leave out training questions whose verified result is a held-out reference's result."""
+    keep = [i for i, (outcome, checks) in enumerate(teacher)
+            if not (outcome.verified and checks[outcome.accepted[0]].signature in held_signatures)]
+    dropped = len(questions) - len(keep)
+    return [questions[i] for i in keep], [teacher[i] for i in keep], [student[i] for i in keep], dropped
+
+
+def training_rows(recipe: str, questions: Sequence[Any], student: Sequence[list[Check]],
+                  teacher: Sequence[tuple[Vote, list[Check]]], student_schema: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One chat row per question with a verified answer, in the student's own prompt (no teacher context).
+
+    `corrected`: the student's own query where its result is the verified one, else the
+    teacher's; `verified`: the teacher's accepted query for every verified question.
+    """
+    from ...sql.prompt import as_answer, sql_messages
+
+    rows: list[dict[str, Any]] = []
+    counts = {"rows": 0, "student_answers": 0, "teacher_answers": 0, "unverified": 0, "repaired": 0}
+    for q, own, (outcome, checks) in zip(questions, student, teacher):
+        if not outcome.verified:
+            counts["unverified"] += 1
+            continue
+        counts["repaired"] += outcome.how == "repair"
+        target = checks[outcome.accepted[0]].signature
+        mine = own[0]
+        agrees = mine.passed if q.sql is not None else (mine.executed and mine.signature == target)
+        prompt = sql_messages(q.question, student_schema)
+        if recipe == "corrected" and agrees:
+            rows.append(chat_row(prompt, as_answer(mine.answer)))
+            counts["student_answers"] += 1
+        else:
+            chosen = pick([c.answer for c in checks], outcome.accepted)
+            rows.append(chat_row(prompt, as_answer(checks[chosen].answer)))
+            counts["teacher_answers"] += 1
+    counts["rows"] = len(rows)
+    return rows, counts
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The execution-accuracy table printed at the end of a run."""
+    t = report["training_set"]
+    lines = [f"training set ({report['recipe']}): {t['rows']} verified rows ({t['student_answers']} the student's own, "
+             f"{t['teacher_answers']} the teacher's; {t['unverified']} questions unverified, left out)"]
+    ev = report.get("evaluation")
+    if not ev:
+        lines.append("held-out evaluation: no --eval-questions given")
+        return "\n".join(lines)
+    lines.append(f"held-out execution accuracy on {ev['questions']} questions (judged by running the queries):")
+    width = max(len(k) for k in ev["models"])
+    for name, s in ev["models"].items():
+        tps = f"{s['tok_per_s']:.1f} tok/s" if s.get("tok_per_s") else ""
+        lines.append(f"  {name.ljust(width)}  {s['accuracy']:6.2f}%  ({s['matched']}/{s['questions']}; "
+                     f"{s['did_not_execute']} did not run)  {tps}")
+    change = ev.get("student_change")
+    if change:
+        lo, hi = change["delta_95ci_points"]
+        lines.append(f"  adapter vs student: {change['delta_points']:+.2f} points ({change['fixed']} fixed, "
+                     f"{change['broken']} broken; McNemar p {change['mcnemar_exact_p']}, 95% CI [{lo}, {hi}])")
+    return "\n".join(lines)
+
+
+def plot_report(report: dict[str, Any], path: Path) -> Path:
+    """A bar chart of the held-out execution accuracies (matplotlib, imported here)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = report["evaluation"]["models"]
+    names, values = list(models), [m["accuracy"] for m in models.values()]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bars = ax.barh(names[::-1], values[::-1], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2"][: len(names)][::-1])
+    for bar, v in zip(bars, values[::-1]):
+        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{v:.1f}%", va="center")
+    ax.set_xlim(0, 105)
+    ax.set_xlabel(f"execution accuracy, {report['evaluation']['questions']} held-out questions")
+    ax.set_title(f"{Path(report['database']).name}: {report['student']} taught by {report['teacher']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

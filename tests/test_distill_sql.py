@@ -1,0 +1,146 @@
+"""`llamarch distill --check sql` and `llamarch eval sql` end to end: real SQLite, real models.
+
+SmolLM2 is the student and the 0.5B the teacher, on a small library database the test makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TRAIN = [
+    {"question": "How many books are there?", "sql": "SELECT count(*) FROM book"},
+    {"question": "List the names of all authors."},
+    {"question": "What is the title of the longest book (most pages)?"},
+    {"question": "How many authors are from France?", "sql": "SELECT count(*) FROM author WHERE country = 'France'"},
+    {"question": "List the titles of books published after 1950."},
+    {"question": "What is the total number of pages of all books?"},
+    {"question": "Which authors are from the UK? Give their names."},  # the same as a held-out question
+]
+HELD_OUT = [
+    {"question": "Which authors are from the UK? Give their names.", "sql": "SELECT name FROM author WHERE country = 'UK'"},
+    {"question": "How many books did each author write? Give the author's name and the count.",
+     "sql": "SELECT a.name, count(*) FROM author a JOIN book b ON b.author_id = a.id GROUP BY a.id"},
+    {"question": "What is the average number of pages of a book?", "sql": "SELECT avg(pages) FROM book"},
+]
+
+
+def make_library(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE author (id INTEGER PRIMARY KEY, name TEXT NOT NULL, country TEXT);
+        CREATE TABLE book (id INTEGER PRIMARY KEY, title TEXT NOT NULL, author_id INTEGER REFERENCES author(id),
+                           year INTEGER, pages INTEGER);
+        INSERT INTO author VALUES (1, 'Jane Austen', 'UK'), (2, 'Victor Hugo', 'France'), (3, 'Albert Camus', 'France'),
+                                  (4, 'George Orwell', 'UK'), (5, 'Toni Morrison', 'USA');
+        INSERT INTO book VALUES (1, 'Emma', 1, 1815, 474), (2, 'Les Miserables', 2, 1862, 1462),
+                                (3, 'The Stranger', 3, 1942, 123), (4, 'Nineteen Eighty-Four', 4, 1949, 328),
+                                (5, 'Animal Farm', 4, 1945, 112), (6, 'Beloved', 5, 1987, 324), (7, 'The Plague', 3, 1947, 308);
+    """)
+    conn.commit()
+    conn.close()
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def llamarch(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from llamarch.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def library(tmp_path: Path) -> Path:
+    return make_library(tmp_path / "library.sqlite")
+
+
+def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, library, smollm_path, qwen05_path):
+    before = sha256(library)
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    held = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Countries are written as short names: UK, France, USA.")
+    out = tmp_path / "run"
+    cmd = ["distill", "--check", "sql", "--db", str(library), "--prompts", str(train), "--eval-questions", str(held),
+           "--student", "smollm2-135m", "--teacher", "qwen2.5-coder-0.5b", "--samples", "4", "--max-tokens", "96",
+           "--teacher-context", str(notes), "--iters", "2", "--train-option", "batch_size=1",
+           "--train-option", "max_seq_length=256", "--threads", "2", "--out", str(out)]
+    proc = llamarch(*cmd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["judged_by"] == "execution" and report["recipe"] == "corrected"
+    assert report["questions"]["overlap_dropped"]["same_text"] == 1 and report["questions"]["train"] == 6
+    models = report["evaluation"]["models"]
+    assert set(models) == {"student", "student + adapter", "teacher greedy", "teacher amplified (K=4)"}, proc.stdout
+    for summary in models.values():
+        assert summary["questions"] == 3 and 0 <= summary["matched"] <= 3
+    assert set(report["evaluation"]["student_change"]) >= {"mcnemar_exact_p", "delta_95ci_points", "fixed", "broken"}
+    assert "held-out execution accuracy on 3 questions" in proc.stdout
+    # The 0.5B answers these with the sample rows and value lists: most become training rows.
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    rows += [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]
+    assert report["training_set"]["rows"] >= 3, report["training_set"]
+    for row in rows:  # the student learns from its own prompt: no teacher context in its rows
+        user = row["messages"][1]["content"]
+        assert "author(" in user and "Sample rows" not in user and "UK, France" not in user and "short names" not in user
+        assert row["messages"][-1]["content"].startswith("```sql\n")
+    adapter = out / report["adapter"]
+    assert adapter.is_file() and adapter.read_bytes()[:4] == b"GGUF"
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sha256(library) == before
+
+    again = llamarch(*cmd)  # everything stored: nothing is answered or trained again
+    assert again.returncode == 0, again.stderr[-3000:]
+    timings = json.loads((out / "timings.json").read_text())
+    assert "training" not in timings and timings["student answers"]["generation_s"] == 0
+    assert json.loads((out / "report.json").read_text())["evaluation"] == report["evaluation"]
+
+
+def test_eval_sql_prints_accuracy_and_json_and_resumes(tmp_path, library, qwen05_path):
+    held = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
+    out = tmp_path / "eval.json"
+    args = ["eval", "sql", "--db", str(library), "--questions", str(held), "-m", "qwen2.5-coder-0.5b",
+            "--max-tokens", "96", "--out", str(out)]
+    proc = llamarch(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("execution accuracy ") and "/3)" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["summary"]["questions"] == 3
+    assert {"question", "prediction", "matched", "reason"} <= set(data["results"][0])
+    again = llamarch(*args, "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["results"] == data["results"]
+
+
+@pytest.mark.parametrize("case", ["missing_db", "not_a_db", "bad_line", "bad_reference"])
+def test_bad_input_is_one_line(tmp_path, library, case):
+    held = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
+    db = library
+    if case == "missing_db":
+        db = tmp_path / "nope.sqlite"
+    elif case == "not_a_db":
+        db = tmp_path / "notes.sqlite"
+        db.write_text("these are not the tables you are looking for\n" * 20)
+    elif case == "bad_line":
+        held.write_text(held.read_text() + '{"question": "unterminated\n')
+    else:
+        held.write_text(held.read_text() + json.dumps({"question": "q", "sql": "SELECT nope FROM author"}) + "\n")
+    proc = llamarch("eval", "sql", "--db", str(db), "--questions", str(held), "-m", "smollm2-135m", timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    expected = {"missing_db": str(db), "not_a_db": str(db), "bad_line": f"{held}:4", "bad_reference": f"{held}:4"}[case]
+    assert expected in lines[0], lines[0]

@@ -1,0 +1,85 @@
+"""Voting on checked answers, and the training rows the verified recipes make (pure logic)."""
+
+from __future__ import annotations
+
+from llamarch.evals.checkers import FAILED, PASSED, UNKNOWN, Check, get_checker
+from llamarch.patterns.student_teacher.verified import drop_result_overlap, training_rows
+from llamarch.patterns.student_teacher.vote import pick, vote
+from llamarch.sql.questions import Question
+
+
+def ran(sig: str, sql: str = "SELECT 1", empty: bool = False) -> Check:
+    return Check(UNKNOWN, "1 row", sig, sql, empty)
+
+
+def broke(reason: str = "no such table: x") -> Check:
+    return Check(FAILED, reason, None, "SELECT * FROM x")
+
+
+def test_the_result_most_answers_share_wins():
+    checks = [ran("a"), ran("b"), ran("a"), broke(), ran("a"), ran("c")]
+    v = vote(checks)
+    assert v.verified and v.how == "majority"
+    assert v.accepted == (0, 2, 4) and v.votes == 3 and v.executed == 5 and v.samples == 6
+
+
+def test_a_tie_a_lone_answer_and_nothing_running_are_not_verified():
+    assert not vote([ran("a"), ran("b"), ran("a"), ran("b")]).verified  # tie
+    assert "tie" in vote([ran("a"), ran("b"), ran("a"), ran("b")]).reason
+    assert not vote([ran("a"), broke(), broke()]).verified  # one vote only
+    nothing = vote([broke(), broke()])
+    assert not nothing.verified and nothing.reason == "no answer ran"
+
+
+def test_empty_results_do_not_vote():
+    checks = [ran("e", empty=True)] * 5 + [ran("a"), ran("a")]
+    assert vote(checks).accepted == (5, 6)
+    all_empty = vote([ran("e", empty=True)] * 4)
+    assert not all_empty.verified and "no rows" in all_empty.reason
+
+
+def test_with_a_reference_only_passing_answers_are_accepted_whatever_the_majority():
+    checks = [Check(FAILED, "differs", "a", "q1"), Check(FAILED, "differs", "a", "q1"), Check(PASSED, "ok", "r", "q2")]
+    v = vote(checks, has_reference=True)
+    assert v.accepted == (2,) and v.how == "reference"
+    assert not vote(checks[:2], has_reference=True).verified
+
+
+def test_pick_prefers_the_most_common_text_then_the_shortest():
+    answers = ["SELECT a FROM t", "SELECT  a FROM t WHERE 1", "SELECT a FROM t", "SELECT a FROM t WHERE 1"]
+    assert pick(answers, [1, 0, 2]) == 0
+    assert pick(["SELECT long_name FROM t", "SELECT a FROM t"], [0, 1]) == 1
+
+
+def test_corrected_keeps_the_students_own_verified_answer_and_the_student_prompt_only():
+    questions = [Question("How many?", None, "q:1"), Question("Which?", None, "q:2"), Question("Who?", None, "q:3")]
+    student = [[ran("a", "SELECT count(*) FROM t")], [ran("x", "SELECT wrong FROM t")], [broke()]]
+    teacher = [(vote([ran("a", "SELECT COUNT(*) FROM t")] * 2), [ran("a", "SELECT COUNT(*) FROM t")] * 2),
+               (vote([ran("b", "SELECT name FROM t")] * 3), [ran("b", "SELECT name FROM t")] * 3),
+               (vote([broke(), broke()]), [broke(), broke()])]
+    rows, counts = training_rows("corrected", questions, student, teacher, "t(id, name)")
+    assert counts == {"rows": 2, "student_answers": 1, "teacher_answers": 1, "unverified": 1, "repaired": 0}
+    assert rows[0]["messages"][-1]["content"] == "```sql\nSELECT count(*) FROM t\n```"  # the student's own words
+    assert rows[1]["messages"][-1]["content"] == "```sql\nSELECT name FROM t\n```"
+    user = rows[0]["messages"][1]["content"]
+    assert "t(id, name)" in user and user.endswith("Question: How many?")
+    rows, counts = training_rows("verified", questions, student, teacher, "t(id, name)")
+    assert counts["teacher_answers"] == 2 and rows[0]["messages"][-1]["content"].endswith("SELECT COUNT(*) FROM t\n```")
+
+
+def test_a_training_question_whose_verified_result_is_a_held_out_result_is_dropped():
+    questions = [Question("a", None, ""), Question("b", None, "")]
+    teacher = [(vote([ran("held")] * 2), [ran("held")] * 2), (vote([ran("new")] * 2), [ran("new")] * 2)]
+    kept, kept_teacher, kept_student, dropped = drop_result_overlap(questions, teacher, [[broke()], [broke()]], {"held"})
+    assert dropped == 1 and [q.question for q in kept] == ["b"] and len(kept_teacher) == len(kept_student) == 1
+
+
+def test_any_callable_is_a_checker_and_a_wrong_name_lists_the_right_ones():
+    checker = get_checker(lambda task, answer: "42" in answer)
+    assert checker(None, "it is 42").passed and not checker(None, "it is 41").passed
+    try:
+        get_checker("spreadsheet")
+    except Exception as e:  # noqa: BLE001
+        assert "python, sql" in str(e)
+    else:
+        raise AssertionError("an unknown checker name was accepted")
