@@ -83,3 +83,19 @@ def test_any_callable_is_a_checker_and_a_wrong_name_lists_the_right_ones():
         assert "python, sql" in str(e)
     else:
         raise AssertionError("an unknown checker name was accepted")
+
+
+def test_the_python_checker_runs_tests_and_docstring_examples_in_the_sandbox():
+    from llamarch.evals.checkers import PythonChecker, Task
+
+    check = PythonChecker(timeout_s=5)
+    good = "```python\ndef add(a, b):\n    return a + b\n```"
+    bad = "```python\ndef add(a, b):\n    return a - b\n```"
+    task = Task("Add two numbers.", tests="assert add(2, 3) == 5")
+    assert check(task, good).passed
+    failed = check(task, bad)
+    assert failed.status == "failed" and failed.reason and failed.signature
+    doc = '```python\ndef double(x):\n    """\n    >>> double(4)\n    8\n    """\n    return x * 3\n```'
+    assert check(Task("Double it."), doc).status == "failed"
+    assert check(Task("Double it."), doc.replace("x * 3", "x * 2")).passed
+    assert check(Task("Anything."), "no code here").reason == "no Python code in the answer"

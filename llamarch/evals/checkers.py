@@ -149,11 +149,21 @@ class PythonChecker:
 
 
 def _doctest_runner(code: str) -> str | None:
-    """Code that runs the docstring examples of `code` and fails when one does not hold."""
-    if ">>>" not in code:
-        return None
-    return ("import doctest as _d, sys as _s\n_r = _d.testmod(_s.modules[__name__])\n"
-            "assert _r.failed == 0, f'{_r.failed} of {_r.attempted} docstring examples failed'\n")
+    """Asserts from the `>>> expression` / expected-output pairs in the docstrings of `code`.
+
+    (The doctest module itself imports pdb, which the sandbox's guard refuses.)
+    """
+    checks = []
+    lines = code.splitlines()
+    for n, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped.startswith(">>> "):
+            continue
+        expected = lines[n + 1].strip() if n + 1 < len(lines) else ""
+        if not expected or expected.startswith(">>>") or expected.startswith(('"""', "'''")):
+            continue
+        checks.append(f"assert repr({stripped[4:]}) == {expected!r}, {stripped[4:] + ' should be ' + expected!r}")
+    return "\n".join(checks) or None
 
 
 class _CallableChecker:
