@@ -144,3 +144,57 @@ def test_bad_input_is_one_line(tmp_path, library, case):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     expected = {"missing_db": str(db), "not_a_db": str(db), "bad_line": f"{held}:4", "bad_reference": f"{held}:4"}[case]
     assert expected in lines[0], lines[0]
+
+
+def test_sigkill_mid_run_resumes_without_answering_again(tmp_path, library, smollm_path, qwen05_path):
+    import os
+    import signal
+    import time
+
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from llamarch.cli import main; main()", "distill", "--check", "sql", "--db", str(library),
+           "--prompts", str(train), "--student", "smollm2-135m", "--teacher", "qwen2.5-coder-0.5b", "--samples", "4",
+           "--max-tokens", "96", "--no-train", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = out / "distill.db"
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1) as conn:
+                return conn.execute("SELECT count(*) FROM results WHERE kind = 'sql-replies'").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 300
+    while stored() < 8 and proc.poll() is None and time.monotonic() < deadline:  # the student's 6, then the teacher's
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = stored()
+    assert done >= 8
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["student answers"]["generation_s"] == 0  # all stored before the kill
+    assert stored() == 6 + 6  # one stored reply set per question and model: nothing answered twice
+
+
+def test_verified_answer_votes_the_teachers_samples_by_execution(library, qwen05_path):
+    from llamarch.evals.checkers import get_checker
+    from llamarch.patterns.student_teacher import StudentTeacher
+    from llamarch.sql.guard import open_readonly
+    from llamarch.sql.prompt import sql_messages
+    from llamarch.sql.schema import describe
+
+    before = sha256(library)
+    schema = describe(open_readonly(library), style="ddl")
+    prompt = sql_messages("How many books are there?", schema)
+    with StudentTeacher("smollm2-135m", "qwen2.5-coder-0.5b", check=get_checker("sql", db=library)) as st:
+        st.teacher.options["max_tokens"] = 64
+        answer, vote = st.verified_answer(prompt, samples=4)
+        assert vote.samples == 4 and vote.executed >= 2
+        assert answer is not None and "count" in answer.lower()
+        answer, vote = st.verified_answer(prompt, reference="SELECT count(*) FROM book", samples=4)
+        assert vote.how == "reference" and answer is not None
+    assert sha256(library) == before

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...backends import Message
+from ...errors import LlamarchError
+from ...evals.checkers import Check, Task, get_checker
 from .prompts import PromptItem, as_prompt_items
 from .roles import MAX_LENGTH, ModelLike, Student, Teacher
 from .rubric import Rubric
 from .verdict import VERDICT_SCHEMA, Verdict, parse_verdict
+from .vote import Vote, pick, vote
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,30 @@ class StudentTeacher:
     file, or a model spec such as "openai:MODEL@URL" (or a ready `Student` / `Teacher`).
     """
 
-    def __init__(self, student_llm: ModelLike | Student, teacher_llm: ModelLike | Teacher):
+    def __init__(self, student_llm: ModelLike | Student, teacher_llm: ModelLike | Teacher, check: Any = None):
         self.student = student_llm if isinstance(student_llm, Student) else Student(student_llm)
         self.teacher = teacher_llm if isinstance(teacher_llm, Teacher) else Teacher(teacher_llm)
+        self.checker = get_checker(check) if check is not None else None
+
+    def verified_answer(self, query: str | Sequence[Message], reference: str | None = None, samples: int = 8,
+                        temperature: float = 0.7, seed: int = 0) -> tuple[str | None, Vote]:
+        """The teacher's answer that execution agrees on: it samples `samples` answers, the
+        checker runs each, and the vote picks (see `vote`). (None, vote) when none is accepted.
+
+        Needs a checker (`StudentTeacher(..., check="sql"|callable)`).
+        """
+        if self.checker is None:
+            raise LlamarchError("verified_answer needs a checker: StudentTeacher(student, teacher, check=...)")
+        prompt = self.teacher.llm.messages_for(query) if isinstance(query, str) else list(query)
+        question = query if isinstance(query, str) else PromptItem(tuple(query)).question
+        replies = self.teacher.llm.generate_batch([prompt] * samples, temperature=temperature, seed=seed,
+                                                  max_tokens=self.teacher.options.get("max_tokens"))
+        task = Task(question, reference)
+        checks = [self.checker(task, r.text) for r in replies]
+        outcome = vote(checks, has_reference=reference is not None)
+        if not outcome.verified:
+            return None, outcome
+        return replies[pick([c.answer for c in checks], outcome.accepted)].text, outcome
 
     def generate_response(self, query: str) -> tuple[str, str]:
         """(student_response, teacher_response): the student's answer and the teacher's evaluation."""
@@ -86,6 +110,6 @@ class StudentTeacher:
 
 
 __all__ = [
-    "MAX_LENGTH", "PromptItem", "Rubric", "RunItem", "Student", "StudentTeacher", "Teacher",
-    "VERDICT_SCHEMA", "Verdict", "parse_verdict",
+    "MAX_LENGTH", "Check", "PromptItem", "Rubric", "RunItem", "Student", "StudentTeacher", "Task", "Teacher",
+    "VERDICT_SCHEMA", "Verdict", "Vote", "get_checker", "parse_verdict", "vote",
 ]
