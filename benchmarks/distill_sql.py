@@ -1,0 +1,189 @@
+"""Verified distillation on a SQLite database, full size: the figures of `make demo` and more.
+
+A thin driver over the library (`llamarch.patterns.student_teacher.verified`): the teacher
+writes the training questions, samples K queries each with context the student never
+gets, execution keeps what agrees, the student learns it, and every held-out question is
+scored by execution for the student, the student with the adapter, and the teacher greedy
+and amplified. Then, in the same run:
+
+- `humaneval`: the adapter's HumanEval pass@1 against the student's, so that damage to
+  general coding shows (skip with --no-humaneval);
+- `prompt_cache`: prompt tokens evaluated per question (the schema prefix is read once per
+  run, not once per question or sample);
+- `k_samples`: the K-sample teacher (one prompt, K sequences sharing its KV cache) against K
+  independent requests, median of --runs after a warm-up, and their ratio.
+
+Prints one JSON object and writes DIR/report.png.
+
+    flock /tmp/llamarch-heavy.lock python benchmarks/distill_sql.py --out runs/distill-sql \\
+        [--db llamarch/data/chinook/Chinook_Sqlite.sqlite] [--questions llamarch/data/chinook/test.jsonl] \\
+        [--synthesize 300] [--samples 8] [--recipe corrected] [--epochs 2] [--config FILE.json]
+
+`--config FILE.json` holds any of these options as keys (one small file per experiment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHINOOK = ROOT / "llamarch" / "data" / "chinook"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--db", type=Path, default=CHINOOK / "Chinook_Sqlite.sqlite")
+    p.add_argument("--questions", type=Path, default=CHINOOK / "test.jsonl", help="held-out questions with reference SQL")
+    p.add_argument("--prompts", type=Path, help="training questions (JSONL); added to --synthesize")
+    p.add_argument("--synthesize", type=int, default=300)
+    p.add_argument("--student", default="qwen2.5-coder-0.5b")
+    p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--sample-temperature", type=float, default=0.7)
+    p.add_argument("--recipe", default="corrected", choices=["corrected", "verified"])
+    p.add_argument("--student-schema", default="compact", choices=["compact", "ddl", "none"])
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--num-layers", type=int, default=16)
+    p.add_argument("--eval-limit", type=int)
+    p.add_argument("--no-humaneval", action="store_true")
+    p.add_argument("--humaneval-student", type=float, default=56.10, help="the student's stored pass@1 (README)")
+    p.add_argument("--runs", type=int, default=3, help="trials of the k_samples timing")
+    p.add_argument("--only", choices=["k_samples", "prompt_cache"], help="run just this measurement")
+    p.add_argument("--config", type=Path)
+    args = p.parse_args(argv)
+    if args.config:
+        for key, value in json.loads(args.config.read_text()).items():
+            setattr(args, key.replace("-", "_"), value)
+    return args
+
+
+def distill(args: argparse.Namespace) -> dict[str, Any]:
+    from llamarch.cli.distill import CliProgress
+    from llamarch.patterns.student_teacher.verified import VerifiedConfig, VerifiedDistiller
+
+    config = VerifiedConfig(
+        out=args.out, db=args.db, student=args.student, teacher=args.teacher, prompts=args.prompts,
+        eval_questions=args.questions, synthesize=args.synthesize, samples=args.samples,
+        sample_temperature=args.sample_temperature, recipe=args.recipe, student_schema=args.student_schema,
+        eval_limit=args.eval_limit,
+        train_settings={"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                        "num_layers": args.num_layers, "max_seq_length": 512},
+    )
+    return VerifiedDistiller(config, CliProgress()).run()
+
+
+def humaneval(args: argparse.Namespace, adapter: Path) -> dict[str, Any]:
+    """The adapter's HumanEval pass@1 (stored results resume), against the student's."""
+    from llamarch.evals.humaneval import EvalSettings, evaluate, identify, load_problems, summary
+    from llamarch.llm import LLM
+    from llamarch.store import Store
+
+    identity = identify(args.student, None, str(adapter))
+    with Store(args.out / "humaneval.db") as store, LLM(args.student, lora_path=str(adapter)) as llm:
+        run = evaluate(llm, load_problems(), identity=identity, settings=EvalSettings(), store=store)
+    s = summary(run)
+    return {"adapter_pass@1": round(100 * s["pass@1"], 2), "student_pass@1": args.humaneval_student,
+            "delta_points": round(100 * s["pass@1"] - args.humaneval_student, 2)}
+
+
+def _questions(args: argparse.Namespace, n: int) -> list[Any]:
+    from llamarch.sql.guard import open_readonly
+    from llamarch.sql.questions import load_questions
+
+    return load_questions(args.questions, open_readonly(args.db))[:n]
+
+
+def prompt_cache(args: argparse.Namespace, n: int = 12) -> dict[str, Any]:
+    """Prompt tokens llama.cpp evaluates per question when n questions share the schema prefix."""
+    from llamarch.evals.checkers import SQLChecker
+    from llamarch.evals.sql import SQLSettings, schema_text
+    from llamarch.llm import LLM
+    from llamarch.sql.prompt import sql_messages
+
+    checker = SQLChecker(args.db)
+    schema = schema_text(checker, SQLSettings(schema=args.student_schema))
+    messages = [sql_messages(q.question, schema) for q in _questions(args, n)]
+    with LLM(args.student, n_ctx=4096) as llm:
+        lengths = [len(llm.backend.prompt_tokens(m)[0]) for m in messages]
+        replies = llm.generate_batch(messages, temperature=0.0, max_tokens=64)
+        run = llm.backend._batch_engine.last_run
+    generated = sum(r.stats.completion_tokens + 1 for r in replies)
+    evaluated = run["decoded_tokens"] - generated
+    return {"questions": n, "prompt_tokens_per_question": round(statistics.mean(lengths), 1),
+            "evaluated_prompt_tokens_per_question": round(evaluated / n, 1),
+            "shared_prefix_share": round(1 - evaluated / sum(lengths), 3)}
+
+
+def forget(llm: Any) -> None:
+    """Empty the batch engine's prompt cache."""
+    if llm.backend._batch_engine is not None:
+        llm.backend._batch_engine.clear()
+
+
+def k_samples(args: argparse.Namespace, n: int = 2) -> dict[str, Any]:
+    """K samples of a question as one batch (shared prompt cache) vs K independent requests."""
+    from llamarch.evals.checkers import SQLChecker
+    from llamarch.evals.sql import SQLSettings, schema_text
+    from llamarch.llm import LLM
+    from llamarch.sql.prompt import sql_messages
+
+    checker = SQLChecker(args.db)
+    settings = SQLSettings(schema="ddl", sample_rows=3, distinct=True)
+    schema = schema_text(checker, settings)
+    k = args.samples
+    options = {"temperature": args.sample_temperature, "max_tokens": 96, "seed": 1}
+    batched, independent = [], []
+    with LLM(args.teacher, n_ctx=8192) as llm:
+        questions = _questions(args, n + 1)
+        for trial in range(args.runs + 1):  # trial 0 is the warm-up
+            m = sql_messages(questions[trial % len(questions)].question, schema)
+            forget(llm)  # both start from an empty cache
+            t0 = time.perf_counter()
+            got = llm.generate_batch([m] * k, **options)
+            tb = time.perf_counter() - t0
+            tokens_b = sum(r.stats.completion_tokens for r in got)
+            t0 = time.perf_counter()
+            tokens_i = 0
+            for j in range(k):
+                forget(llm)  # an independent request reads its whole prompt
+                tokens_i += llm.generate_batch([m], **{**options, "seed": 1 + j})[0].stats.completion_tokens
+            ti = time.perf_counter() - t0
+            if trial:
+                batched.append(tokens_b / tb)
+                independent.append(tokens_i / ti)
+    b, i = statistics.median(batched), statistics.median(independent)
+    return {"k": k, "runs": args.runs, "batched_tok_per_s": round(b, 2), "independent_tok_per_s": round(i, 2),
+            "ratio": round(b / i, 2)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {}
+    if args.only is None:
+        report = distill(args)
+        ev = report["evaluation"]
+        result = {"settings": report["settings"], "questions": report["questions"], "training_set": report["training_set"],
+                  "models": ev["models"], "student_change": ev.get("student_change"), "plot": str(args.out / "report.png")}
+        if report["adapter"] and not args.no_humaneval:
+            result["humaneval"] = humaneval(args, args.out / report["adapter"])
+    if args.only in (None, "prompt_cache"):
+        result["prompt_cache"] = prompt_cache(args)
+    if args.only in (None, "k_samples"):
+        result["k_samples"] = k_samples(args)
+    (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
+    json.dump(result, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
