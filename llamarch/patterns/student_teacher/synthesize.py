@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...llm import LLM
@@ -24,11 +24,18 @@ REQUEST = (
 SQL_REQUEST = (
     "Here is a SQLite database:\n\n{topic}\n\n"
     "Write {k} different questions that a user of this data might ask, each answerable with one "
-    "SQL query on it. Use the names and values that are really in the data. Vary the kind: one "
-    "table, joins of two to four tables, counts and other aggregates by group, top-N with ordering, "
-    "dates, missing values, comparisons with an average. Write each question in plain words, as "
-    "the user would, without SQL and without table or column names in brackets.{avoid}\n\n"
+    "SQL query on it. Use the names and values that are really in the data. These questions are "
+    "about {focus}, and they are {kind}. Write each question in plain words, as the user would, "
+    "without SQL and without table or column names in brackets.\n\n"
     'Reply with a JSON object: {{"prompts": [...]}} holding the {k} questions as strings.'
+)
+SQL_KINDS = (
+    "simple look-ups with a filter on one table",
+    "counts, sums or averages, per group",
+    "joins of two or three tables",
+    "top-N lists with an ordering",
+    "about dates or missing values",
+    "comparisons with an average or a total, or questions that need a subquery",
 )
 
 Cache = Callable[[str, Callable[[], str]], str]
@@ -97,4 +104,54 @@ def synthesize_prompts(teacher: LLM | Callable[[], LLM], topic: str, n: int, cac
                 found.append(prompt)
         if advance:
             advance(len(found) - before)
+    return found
+
+
+def sql_requests(context: str, tables: Sequence[Any], n: int) -> list[str]:
+    """The teacher's requests for about `n` questions: each about one table and the tables its
+    foreign keys join, and one kind of question, cycling through both to cover the database."""
+    requests = []
+    for r in range(2 * -(-n // PER_ROUND) + 2):
+        table = tables[r % len(tables)]
+        joined = list(dict.fromkeys(rt for _, rt, _ in table.foreign_keys if rt != table.name))
+        focus = f"the table {table.name}" + (f" and what it joins ({', '.join(joined)})" if joined else "")
+        kind = SQL_KINDS[(r // len(tables) + r % len(tables)) % len(SQL_KINDS)]  # a new pairing each cycle
+        requests.append(SQL_REQUEST.format(k=PER_ROUND, topic=context, focus=focus, kind=kind))
+    return requests
+
+
+def synthesize_sql_questions(teacher: LLM | Callable[[], LLM], requests: Sequence[str], n: int,
+                             lookup: Callable[[str], str | None], save: Callable[[str, str], None],
+                             advance: Callable[[int], None] | None = None) -> list[str]:
+    """Up to `n` distinct questions from the teacher's replies to `requests` (see `sql_requests`).
+
+    The requests missing from the store (`lookup`/`save`, keyed by request) are decoded
+    together in one batch, each sequence with its own seed; each reply is saved as it ends.
+    """
+    texts = [lookup(q) for q in requests]
+    if advance:
+        advance(sum(t is not None for t in texts))
+    todo = [i for i, t in enumerate(texts) if t is None]
+    if todo:
+        llm = teacher if isinstance(teacher, LLM) else teacher()
+        prompts = [llm.messages_for(requests[i]) for i in todo]
+        stream = llm.stream_batch(prompts, json_schema=prompts_schema(PER_ROUND), seed=0, **SAMPLING)
+        parts: dict[int, list[str]] = {}
+        for j, chunk in stream:
+            parts.setdefault(j, []).append(chunk.text)
+            if chunk.stats is not None:
+                if chunk.stats.finish_reason == "cancelled":
+                    raise KeyboardInterrupt
+                texts[todo[j]] = "".join(parts.pop(j))
+                save(requests[todo[j]], texts[todo[j]] or "")
+                if advance:
+                    advance(1)
+    found: list[str] = []
+    seen: set[str] = set()
+    for text in texts:
+        for question in parse_prompts(text or ""):
+            key = normalized(question)
+            if key and key not in seen and len(found) < n:
+                seen.add(key)
+                found.append(question)
     return found

@@ -180,21 +180,20 @@ class VerifiedDistiller:
         return kept, {"same_text": same_text}
 
     def synthesized(self) -> list[str]:
-        from .synthesize import SQL_REQUEST, synthesize_prompts
+        from ...sql.schema import read_tables
+        from .synthesize import SAMPLING, sql_requests, synthesize_sql_questions
 
         context = schema_text(self.checker, self.cfg.teacher_settings(samples=1))
+        requests = sql_requests(context, read_tables(self.checker.conn), self.cfg.synthesize)
 
-        def cache(request: str, compute: Any) -> str:
-            key = result_key("synthesize", self.teacher_id, request)
-            text = self.store.get_result("synthesize", key)
-            if text is None:
-                text = compute()
-                self.store.put_result("synthesize", key, text)
-            return text
+        def key(request: str) -> str:
+            return result_key("synthesize-sql", self.teacher_id, request, SAMPLING)
 
-        with self.ui.phase("teacher writes questions", self.cfg.synthesize) as advance:
-            texts = synthesize_prompts(lambda: self._teacher.get(), context, self.cfg.synthesize, cache, advance,
-                                       request=SQL_REQUEST)
+        with self.ui.phase("teacher writes questions", len(requests)) as advance:
+            texts = synthesize_sql_questions(
+                lambda: self._teacher.get(), requests, self.cfg.synthesize,
+                lookup=lambda q: self.store.get_result("synthesize", key(q)),
+                save=lambda q, text: self.store.put_result("synthesize", key(q), text), advance=advance)
         if len(texts) < self.cfg.synthesize:
             self.ui.warn(f"the teacher wrote {len(texts)} distinct questions of the {self.cfg.synthesize} asked for")
         write_jsonl(self.out / "questions.jsonl", ({"question": t} for t in texts))
