@@ -213,6 +213,8 @@ class Distiller:
         report = {
             "student": self.cfg.student,
             "teacher": self.cfg.teacher,
+            "recipe": "judge",
+            "judged_by": "teacher",  # no checker: the scores are the teacher's opinion, not a test
             "settings": self.settings(),
             "prompts": {"train": len(train), "held_out": len(held), "skipped_lines": self.bad_lines},
             "verdicts": score_summary(verdicts),
@@ -466,7 +468,7 @@ def format_report(report: dict[str, Any]) -> str:
     if ev["after"] is not None:
         rows.append(("student + adapter", _fmt(ev["after"]["mean_score"]), f"{ev['after']['valid']}/{ev['prompts']}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines.append(f"held-out evaluation on {ev['prompts']} prompts:")
+    lines.append(f"held-out evaluation on {ev['prompts']} prompts, judged by the teacher (no checker ran the answers):")
     lines.extend("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows)
     if ev["after"] is not None:
         lines.append(f"  adapter vs student: {ev['win']} win / {ev['tie']} tie / {ev['loss']} loss"
