@@ -99,3 +99,32 @@ def test_the_python_checker_runs_tests_and_docstring_examples_in_the_sandbox():
     assert check(Task("Double it."), doc).status == "failed"
     assert check(Task("Double it."), doc.replace("x * 3", "x * 2")).passed
     assert check(Task("Anything."), "no code here").reason == "no Python code in the answer"
+
+
+def test_the_sql_checker_on_a_real_database(tmp_path):
+    import hashlib
+    import sqlite3
+
+    from llamarch.evals.checkers import SQLChecker, Task
+
+    db = tmp_path / "t.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);"
+                       "INSERT INTO t VALUES (1, 'a', 5), (2, 'b', 7), (3, 'c', 7);")
+    conn.commit()
+    conn.close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    check = SQLChecker(db, max_rows=2)
+    names = "```sql\nSELECT name FROM t WHERE n = 7\n```"
+    same = check(Task("Names with n 7?"), "SELECT name FROM t WHERE n > 6;")
+    assert check(Task("Names with n 7?"), names).signature == same.signature and same.status == "unknown"
+    assert check(Task("Names with n 7?", "SELECT name FROM t WHERE n = 7 ORDER BY id DESC"), names).status == "failed"
+    assert check(Task("Names with n 7?", "SELECT name FROM t WHERE n >= 7"), names).passed
+    assert check(Task("q"), "SELECT count(*) FROM t WHERE n > 100").empty  # a count of nothing
+    assert not check(Task("q"), "SELECT count(*) FROM t").empty
+    assert "more than 2 rows" in check(Task("q"), "SELECT * FROM t").reason
+    refused = check(Task("q"), "```sql\nDELETE FROM t\n```")
+    assert refused.status == "failed" and "DELETE" in refused.reason and not refused.executed
+    assert check(Task("q"), "I cannot answer that.").reason == "no SQL query in the answer"
+    check.close()
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before

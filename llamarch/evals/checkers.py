@@ -42,7 +42,7 @@ class Check:
     reason: str = ""
     signature: str | None = None  # what the answer does; None when it did not run
     answer: str = ""  # the part of the reply that ran (the query, the code)
-    empty: bool = False  # it ran and gave nothing (no rows): a weak answer to vote for
+    empty: bool = False  # it ran and found nothing (no rows, or one row of zeros/NULLs): not voted for
 
     @property
     def passed(self) -> bool:
@@ -112,7 +112,7 @@ class SQLChecker:
             return Check(FAILED, f"returned more than {self.limits['max_rows']} rows", answer=sql)
         signature = result_signature(result)
         rows = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
-        empty = not result.rows
+        empty = _nothing_found(result.rows)
         if task.reference is None:
             return Check(UNKNOWN, rows, signature, sql, empty)
         reference = self.reference_result(task.reference)
@@ -122,6 +122,14 @@ class SQLChecker:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _nothing_found(rows: Any) -> bool:
+    """No rows, or one row of zeros and NULLs (a count or sum over nothing): weak evidence
+    that the question was understood, so such a result is not voted for."""
+    if not rows:
+        return True
+    return len(rows) == 1 and all(v is None or v == 0 for v in rows[0])
 
 
 @dataclass
