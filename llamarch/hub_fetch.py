@@ -11,9 +11,12 @@ half-downloaded passes for a model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,8 +154,35 @@ def _lock(repo: str, etag: str) -> Any:
 
 
 def _reason(e: BaseException) -> str:
+    """Why a transfer stopped, in a few words."""
+    import httpx2
+
+    if isinstance(e, httpx2.RemoteProtocolError):
+        return "the connection was cut"
+    if isinstance(e, httpx2.TimeoutException):
+        return "the server stopped sending"
+    if isinstance(e, httpx2.ConnectError):
+        return "cannot connect"
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+@contextlib.contextmanager
+def _quiet_retries() -> Iterator[None]:
+    """huggingface_hub logs each retry of a cut transfer; llamarch says what happened in one line
+    (HF_HUB_VERBOSITY or LLAMARCH_DEBUG keeps its logs)."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    if not (os.environ.get("HF_HUB_VERBOSITY") or os.environ.get("LLAMARCH_DEBUG")):
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 def _check(path: Path, remote: HubFile, progress: ProgressFn | None) -> str | None:
@@ -179,7 +209,7 @@ def _download(url: str, partial: Path, remote: HubFile, same_host: bool, progres
             f"not enough disk space in {partial.parent} for {remote.file}: "
             f"{(remote.size - have) / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free"
         )
-    with partial.open("ab") as f:
+    with partial.open("ab") as f, _quiet_retries():
         http_get(url, f, resume_size=have, headers=headers, expected_size=remote.size,
                  tqdm_class=_progress_bar(progress, f"downloading {remote.file}"))
 
@@ -218,7 +248,7 @@ def fetch_file(ref: HubRef, remote: HubFile, revision: str, progress: ProgressFn
                         raise
                     have = partial.stat().st_size if partial.exists() else 0
                     raise PullError(
-                        f"the download of {remote.file} stopped at {have} of {remote.size} bytes ({_reason(e)}): "
+                        f"the download of {remote.file} stopped at {_mb(have)} of {_mb(remote.size)} ({_reason(e)}): "
                         f"run `{again or f'llamarch models pull {ref}'}` again to resume it"
                     ) from None
                 wrong = _check(partial, remote, progress)

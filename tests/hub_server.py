@@ -8,7 +8,7 @@ It answers the calls a pull makes, shaped like the hub's answers:
   a "CDN" on another host name (localhost) with X-Linked-Etag and X-Linked-Size, as the hub
   redirects to its CDN; errors carry X-Error-Code (RepoNotFound, GatedRepo, EntryNotFound);
 - GET /cdn/SHA256 on the CDN host, with Range, and faults a test can arm: bytes served wrong,
-  a connection cut once at an offset, a transfer held at an offset until released.
+  a connection cut at an offset (once, or every time), a transfer held at an offset until released.
 
 At the end: the `hub` and `env` fixtures and the helpers that run the `llamarch` CLI against it.
 """
@@ -75,6 +75,7 @@ class Repo:
 class Faults:
     corrupt: set[str] = field(default_factory=set)  # sha256s served with flipped bytes (same size)
     cut_once: dict[str, int] = field(default_factory=dict)  # sha256 -> offset where the next GET drops
+    cut_at: dict[str, int] = field(default_factory=dict)  # sha256 -> offset where every GET drops
     hold: dict[str, tuple[int, threading.Event]] = field(default_factory=dict)  # sha256 -> (offset, release)
 
 
@@ -268,7 +269,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _send_body(self, f: HubFile, start: int) -> None:
             faults = hub.faults
-            cut = faults.cut_once.pop(f.sha256, None)
+            cut = faults.cut_once.pop(f.sha256, None) or faults.cut_at.get(f.sha256)
             hold = faults.hold.get(f.sha256)
             stop_at = cut if cut is not None else hold[0] if hold else None
             pos = start

@@ -173,6 +173,22 @@ def test_a_cut_connection_is_resumed_in_the_same_pull(hub, env, smollm_path):
     assert entry(env, SMOL_ID)["sha256"] == sha
 
 
+def test_a_download_cut_for_good_is_one_line_and_the_next_pull_resumes(hub, env, smollm_path):
+    repo = hub.add_repo(SMOL_REPO, {SMOL_FILE: smollm_path})
+    sha = repo.files[SMOL_FILE].sha256
+    hub.faults.cut_at[sha] = 25_000_000  # every request stops there: the client's own retries give up
+    line = one_line_error(llamarch(env, "models", "pull", f"hf.co/{SMOL_REPO}"))
+    assert (f"the download of {SMOL_FILE} stopped at 21.0 MB of 98.4 MB (the connection was cut): "
+            f"run `llamarch models pull hf.co/{SMOL_REPO}` again to resume it") in line
+    cache = repo_cache(env, SMOL_REPO)
+    assert [p.name for p in (cache / "blobs").iterdir()] == [f"{sha}.incomplete"]
+    assert not (Path(env["LLAMARCH_HOME"]) / "catalog").exists()
+    del hub.faults.cut_at[sha]
+    r = llamarch(env, "models", "pull", f"hf.co/{SMOL_REPO}")
+    assert r.returncode == 0, r.stderr
+    assert hub.cdn_gets(sha)[-1] == f"bytes={2 * CHUNK}-" and entry(env, SMOL_ID)["sha256"] == sha
+
+
 def test_an_interrupted_pull_leaves_nothing_that_passes_and_the_next_pull_resumes(hub, env, smollm_path):
     repo = hub.add_repo(SMOL_REPO, {SMOL_FILE: smollm_path})
     sha, size = repo.files[SMOL_FILE].sha256, smollm_path.stat().st_size
