@@ -119,7 +119,7 @@ class FakeHub:
         self.httpd.server_close()
 
     def add_repo(self, repo_id: str, files: dict[str, Path | bytes], gated: bool = False,
-                 license: str | None = "apache-2.0") -> Repo:
+                 license: str | None = "apache-2.0", commit: str | None = None) -> Repo:
         entries = {}
         for name, content in files.items():
             if isinstance(content, bytes):
@@ -131,7 +131,7 @@ class FakeHub:
             sha256, blob_id = _hashes(path)
             size = path.stat().st_size
             entries[name] = HubFile(name, path, size, sha256, blob_id, name.endswith(LFS_SUFFIXES) or size > 10_000_000)
-        commit = hashlib.sha1(repr(sorted((n, f.sha256) for n, f in entries.items())).encode()).hexdigest()
+        commit = commit or hashlib.sha1(repr(sorted((n, f.sha256) for n, f in entries.items())).encode()).hexdigest()
         repo = Repo(repo_id, entries, commit, gated, license)
         self.repos[repo_id] = repo
         return repo

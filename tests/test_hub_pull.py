@@ -108,6 +108,20 @@ def test_a_pulled_id_generates_like_a_catalog_id(hub, env, smollm_path):
     assert data["model"] == SMOL_ID and data["text"] and data["completion_tokens"] > 0
 
 
+def test_a_catalog_model_pulls_from_the_hub_into_its_cache(hub, env, smollm_path):
+    """The built-in entry's pinned repo, file and revision, checked against the catalog's sha256."""
+    from llamarch.catalog import get_entry
+
+    builtin = get_entry("smollm2-135m")
+    hub.add_repo(builtin.hf.repo, {builtin.hf.file: smollm_path}, commit=builtin.hf.revision)
+    r = llamarch(env, "models", "pull", "smollm2-135m", "--source", "hf")
+    assert r.returncode == 0 and "smollm2-135m: installed at" in r.stderr, r.stderr
+    rows = {row["id"]: row for row in json.loads(llamarch(env, "models", "list", "--json").stdout)}
+    assert rows["smollm2-135m"]["location"] == "hf-cache"
+    assert rows["smollm2-135m"]["path"].endswith(f"snapshots/{builtin.hf.revision}/{builtin.hf.file}")
+    assert model_files(Path(env["LLAMARCH_MODELS"])) == []
+
+
 # --- which file -------------------------------------------------------------------------------
 
 
