@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "logs": "llamarch.cli.logs:logs",
     "models": "llamarch.cli.models:models",
     "serve": "llamarch.cli.serve:serve",
+    "sql": "llamarch.cli.sql:sql",
     "train": "llamarch.cli.train:train",
 }
 
@@ -36,6 +37,7 @@ HELP = {
     "logs": "List and show stored chat conversations.",
     "models": "List, pull, inspect and remove models.",
     "serve": "Serve a model over an OpenAI-compatible HTTP API.",
+    "sql": "Ask an SQLite database in plain words; the query runs read-only.",
     "train": "Train a LoRA adapter with MLX.",
 }
 
