@@ -147,7 +147,7 @@ def test_quant_choice(hub, env, tiny_dir):
 
 def test_split_gguf_is_fetched_whole_and_runs_from_its_first_part(hub, env, split_dir):
     parts = sorted(split_dir.glob("*.gguf"))
-    assert [p.name[-22:] for p in parts] == [f"Q4_1-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    assert [p.name[-24:] for p in parts] == [f"Q4_1-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
     repo = hub.add_repo("test-org/SmolLM2-split-GGUF", {p.name: p for p in parts})
     r = llamarch(env, "models", "pull", "hf.co/test-org/SmolLM2-split-GGUF:Q4_1")
     assert r.returncode == 0, r.stderr
