@@ -87,22 +87,15 @@ def ddl(conn: sqlite3.Connection) -> str:
 
 
 def compact_schema(tables: list[Table], foreign_keys: bool = True) -> str:
-    """One line per table, `Track(TrackId, Name, AlbumId->Album, ...)`: short, for every prompt."""
-    by_name = {t.name.lower(): t for t in tables}
-    lines = []
-    for t in tables:
-        refs = {c: (rt, rc) for c, rt, rc in t.foreign_keys} if foreign_keys else {}
-        cols = []
-        for c in t.columns:
-            text = _display_name(c.name)
-            if c.name in refs:
-                rt, rc = refs[c.name]
-                target = _display_name(rt)
-                if rc and rc != _primary_key(by_name.get(rt.lower())):
-                    target += "." + _display_name(rc)
-                text += "->" + target
-            cols.append(text)
-        lines.append(f"{_display_name(t.name)}({', '.join(cols)})")
+    """One line per table, `Track(TrackId, Name, AlbumId, ...)`, then the joins the foreign
+    keys allow as SQL a query can use, `Joins: Track.AlbumId = Album.AlbumId, ...`: short,
+    for every prompt. (An `AlbumId->Album` notation was copied into queries by the 0.5B:
+    `->` is an operator in SQLite.)"""
+    lines = [f"{_display_name(t.name)}({', '.join(_display_name(c.name) for c in t.columns)})" for t in tables]
+    joins = [f"{_display_name(t.name)}.{_display_name(c)} = {_display_name(rt)}.{_display_name(rc)}"
+             for t in tables for c, rt, rc in t.foreign_keys if rc] if foreign_keys else []
+    if joins:
+        lines.append("Joins: " + ", ".join(joins))
     return "\n".join(lines)
 
 
