@@ -399,7 +399,8 @@ def format_report(report: dict[str, Any]) -> str:
         return "\n".join(lines)
     lines.append(f"held-out execution accuracy on {ev['questions']} questions (judged by running the queries):")
     width = max(len(k) for k in ev["models"])
-    for name, s in ev["models"].items():
+    for name in sorted(ev["models"], key=_model_order):
+        s = ev["models"][name]
         tps = f"{s['tok_per_s']:.1f} tok/s" if s.get("tok_per_s") else ""
         lines.append(f"  {name.ljust(width)}  {s['accuracy']:6.2f}%  ({s['matched']}/{s['questions']}; "
                      f"{s['did_not_execute']} did not run)  {tps}")
@@ -411,6 +412,11 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _model_order(name: str) -> tuple[bool, bool, bool]:
+    """student, student + adapter, teacher greedy, teacher amplified (a report read back from JSON sorts them)."""
+    return name.startswith("teacher"), "amplified" in name, "adapter" in name
+
+
 def plot_report(report: dict[str, Any], path: Path) -> Path:
     """A bar chart of the held-out execution accuracies (matplotlib, imported here)."""
     import matplotlib
@@ -419,14 +425,16 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     models = report["evaluation"]["models"]
-    names, values = list(models), [m["accuracy"] for m in models.values()]
+    names = sorted(models, key=_model_order)
+    values = [models[n]["accuracy"] for n in names]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     bars = ax.barh(names[::-1], values[::-1], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2"][: len(names)][::-1])
     for bar, v in zip(bars, values[::-1]):
         ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{v:.1f}%", va="center")
     ax.set_xlim(0, 105)
     ax.set_xlabel(f"execution accuracy, {report['evaluation']['questions']} held-out questions")
-    ax.set_title(f"{Path(report['database']).name}: {report['student']} taught by {report['teacher']}")
+    ax.set_title(f"{Path(report['database']).name}: {report['student']}\ntaught by {report['teacher']} "
+                 f"({report['recipe']}, judged by execution)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
