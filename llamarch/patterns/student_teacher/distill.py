@@ -325,39 +325,17 @@ class Distiller:
     # --- (c) training set, (d) training -----------------------------------------------------
 
     def write_training_set(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
-        train, valid = split_valid(rows) if rows else ([], [])
-        write_jsonl(self.out / TRAIN_FILE, train)
-        write_jsonl(self.out / VALID_FILE, valid)
-        return len(train), len(valid)
+        return write_training_files(self.out, rows)
 
     def adapter(self, rows: list[dict[str, Any]]) -> Path | None:
         """The adapter to evaluate: the one given, the one trained before, or a new one."""
-        cfg = self.cfg
-        if cfg.adapter is not None:
-            if not Path(cfg.adapter).is_file():
-                raise LlamarchError(f"adapter not found: {cfg.adapter}")
-            return Path(cfg.adapter)
-        if not cfg.train:
-            return None
-        if not rows:
-            self.ui.warn("no training examples (every verdict was invalid): training skipped")
-            return None
-        key = result_key("adapter", self.student_id, sha256_file(self.out / TRAIN_FILE),
-                         sha256_file(self.out / VALID_FILE), cfg.train_settings)
-        stored = self.store.get_result("adapter", key)
-        if stored is not None:
-            path = self.out / stored["path"]
-            if path.is_file() and sha256_file(path) == stored["sha256"]:
-                return path
-        self._teacher.close()  # training wants the memory
-        self._student.close()
-        t = time.perf_counter()
-        with self.ui.training() as on_event:
-            path = train_student_adapter(cfg.student, self.out, self.out / ADAPTER_DIR, cfg.train_settings,
-                                         run_key=key, progress=on_event)
-        self.timings["training"] = {"wall_s": round(time.perf_counter() - t, 3)}
-        self.store.put_result("adapter", key, {"path": os.path.relpath(path, self.out), "sha256": sha256_file(path)})
-        return path
+        def free_memory() -> None:
+            self._teacher.close()  # training wants the memory
+            self._student.close()
+
+        return run_adapter(self.store, self.out, self.cfg.adapter, self.cfg.train, rows, self.cfg.student, self.student_id,
+                           self.cfg.train_settings, self.ui, free_memory, self.timings,
+                           "no training examples (every verdict was invalid): training skipped")
 
     # --- (e) held-out evaluation ------------------------------------------------------------
 
@@ -377,6 +355,46 @@ class Distiller:
                 tuned.close()
             after = self.judge(held, answers, "held-out: student + adapter verdicts", improve=False)
         return compare(held, before, after)
+
+
+# --- the training step, shared by the recipes ----------------------------------------------
+
+
+def write_training_files(out: Path, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """DIR/train.jsonl and DIR/valid.jsonl from the rows; (train rows, valid rows)."""
+    train, valid = split_valid(rows) if rows else ([], [])
+    write_jsonl(out / TRAIN_FILE, train)
+    write_jsonl(out / VALID_FILE, valid)
+    return len(train), len(valid)
+
+
+def run_adapter(store: Store, out: Path, given: Path | None, train: bool, rows: list[dict[str, Any]], student: str,
+                student_id: dict[str, Any], train_settings: dict[str, Any], ui: Progress,
+                free_memory: Callable[[], None], timings: dict[str, Any], no_rows_warning: str) -> Path | None:
+    """The adapter a run evaluates: `given`, else the one trained before on the same files and
+    settings (stored), else one trained now on DIR/train.jsonl; None with `train` off or no rows."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise LlamarchError(f"adapter not found: {given}")
+        return Path(given)
+    if not train:
+        return None
+    if not rows:
+        ui.warn(no_rows_warning)
+        return None
+    key = result_key("adapter", student_id, sha256_file(out / TRAIN_FILE), sha256_file(out / VALID_FILE), train_settings)
+    stored = store.get_result("adapter", key)
+    if stored is not None:
+        path = out / stored["path"]
+        if path.is_file() and sha256_file(path) == stored["sha256"]:
+            return path
+    free_memory()
+    t = time.perf_counter()
+    with ui.training() as on_event:
+        path = train_student_adapter(student, out, out / ADAPTER_DIR, train_settings, run_key=key, progress=on_event)
+    timings["training"] = {"wall_s": round(time.perf_counter() - t, 3)}
+    store.put_result("adapter", key, {"path": os.path.relpath(path, out), "sha256": sha256_file(path)})
+    return path
 
 
 # --- pure helpers: training rows, scores, files -----------------------------------------

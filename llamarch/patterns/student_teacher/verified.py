@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from ... import paths
-from ...catalog import sha256_file
 from ...errors import LlamarchError
 from ...evals.checkers import Check, SQLChecker, Task
 from ...evals.sql import SQLSettings, evaluate, generate_replies, schema_text
 from ...evals.stats import compare_paired
 from ...jsonl import write_jsonl
 from ...store import Store, result_key
-from .distill import ADAPTER_DIR, REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, model_identity, side_engine, write_json
-from .training import TRAIN_FILE, VALID_FILE, chat_row, split_valid, train_student_adapter
+from .distill import (REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, model_identity, run_adapter,
+                      side_engine, write_json, write_training_files)
+from .training import chat_row
 from .vote import Vote, pick, vote
 
 RECIPES = ("corrected", "verified")
@@ -259,38 +259,16 @@ class VerifiedDistiller:
     # --- training -----------------------------------------------------------------------
 
     def write_training_set(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
-        train, valid = split_valid(rows) if rows else ([], [])
-        write_jsonl(self.out / TRAIN_FILE, train)
-        write_jsonl(self.out / VALID_FILE, valid)
-        return len(train), len(valid)
+        return write_training_files(self.out, rows)
 
     def adapter(self, rows: list[dict[str, Any]]) -> Path | None:
-        cfg = self.cfg
-        if cfg.adapter is not None:
-            if not Path(cfg.adapter).is_file():
-                raise LlamarchError(f"adapter not found: {cfg.adapter}")
-            return Path(cfg.adapter)
-        if not cfg.train:
-            return None
-        if not rows:
-            self.ui.warn("no verified training rows: training skipped")
-            return None
-        key = result_key("adapter", self.student_id, sha256_file(self.out / TRAIN_FILE),
-                         sha256_file(self.out / VALID_FILE), cfg.train_settings)
-        stored = self.store.get_result("adapter", key)
-        if stored is not None:
-            path = self.out / stored["path"]
-            if path.is_file() and sha256_file(path) == stored["sha256"]:
-                return path
-        self._teacher.close()
-        self._student.close()
-        t = time.perf_counter()
-        with self.ui.training() as on_event:
-            path = train_student_adapter(cfg.student, self.out, self.out / ADAPTER_DIR, cfg.train_settings,
-                                         run_key=key, progress=on_event)
-        self.timings["training"] = {"wall_s": round(time.perf_counter() - t, 3)}
-        self.store.put_result("adapter", key, {"path": os.path.relpath(path, self.out), "sha256": sha256_file(path)})
-        return path
+        def free_memory() -> None:
+            self._teacher.close()
+            self._student.close()
+
+        return run_adapter(self.store, self.out, self.cfg.adapter, self.cfg.train, rows, self.cfg.student,
+                           self.student_id, self.cfg.train_settings, self.ui, free_memory, self.timings,
+                           "no verified training rows: training skipped")
 
     # --- held-out evaluation --------------------------------------------------------------
 
