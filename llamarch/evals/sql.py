@@ -73,7 +73,7 @@ def generate_replies(llm: Any, messages: Sequence[Any], settings: SQLSettings, *
         for j, text, stats in _replies(llm, [messages[i] for i in todo], parallel, seed=settings.seed, **options):
             i = todo[j]
             results[i] = {"replies": [text], "completion_tokens": stats.completion_tokens}
-            store.put_result("sql-replies", keys[i], results[i])
+            _save(store, keys[i], results[i])
             if advance:
                 advance(1)
     else:
@@ -82,11 +82,17 @@ def generate_replies(llm: Any, messages: Sequence[Any], settings: SQLSettings, *
             got = sorted(_replies(llm, [messages[i]] * settings.samples, parallel, seed=seed, **options))
             results[i] = {"replies": [text for _, text, _ in got],
                           "completion_tokens": sum(stats.completion_tokens for _, _, stats in got)}
-            store.put_result("sql-replies", keys[i], results[i])
+            _save(store, keys[i], results[i])
             if advance:
                 advance(1)
     seconds = time.perf_counter() - t0 if len(todo) == len(messages) else 0.0
     return [r for r in results if r is not None], seconds
+
+
+def _save(store: Any, key: str, value: Any) -> None:
+    """Store one prompt's replies; a full disk or a read-only store is one line, and what was saved stays."""
+    with store.guard():
+        store.put_result("sql-replies", key, value)
 
 
 def _replies(llm: Any, prompts: Sequence[Any], parallel: int | None, **options: Any):
