@@ -51,6 +51,17 @@ def stored_turns() -> list[tuple[str, dict | None, str]]:
                 for m in conversations.messages(info.id)]
 
 
+def schema_text(db: Path, style: str = "compact") -> str:
+    from llamarch.sql.guard import open_readonly
+    from llamarch.sql.schema import describe
+
+    conn = open_readonly(db)
+    try:
+        return describe(conn, style=style)
+    finally:
+        conn.close()
+
+
 @pytest.fixture()
 def shop(tmp_path: Path) -> Path:
     return make_shop(tmp_path / "shop.sqlite")
@@ -120,6 +131,46 @@ def test_a_second_failure_and_a_reply_without_sql_are_one_line_answers(shop):
         assert bare.refused and "(DELETE)" in bare.error and len(bare.attempts) == 1
     finally:
         conn.close()
+
+
+def test_from_compares_the_schema_the_student_was_trained_on(tmp_path, shop):
+    from llamarch.sql.ask import read_distill_run, schema_mismatch
+    from llamarch.sql.guard import open_readonly
+    from llamarch.sql.prompt import sql_messages
+
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter.gguf").write_bytes(b"GGUF")
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(shop.read_bytes())
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, label TEXT)")
+
+    def distilled(database: Path, trained_on: str | None, style: str = "compact"):
+        (run / "report.json").write_text(json.dumps({"check": "sql", "database": str(database), "student": "s",
+                                                     "adapter": "adapter/adapter.gguf",
+                                                     "settings": {"student_schema": style}}))
+        (run / "train.jsonl").unlink(missing_ok=True)
+        if trained_on is not None:
+            row = {"messages": [*sql_messages("How many?", trained_on), {"role": "assistant", "content": "x"}]}
+            (run / "train.jsonl").write_text(json.dumps(row) + "\n")
+        found = read_distill_run(run)
+        conn = open_readonly(shop)
+        try:
+            return found, schema_mismatch(found, conn, shop)
+        finally:
+            conn.close()
+
+    run_info, warning = distilled(copy, schema_text(shop))
+    assert warning is None and run_info.student == "s" and run_info.adapter == run / "adapter" / "adapter.gguf"
+    assert distilled(copy, None)[1] is None  # no training prompts: the databases' schemas decide
+    assert "schema differs" in distilled(other, None)[1]
+    assert "schema differs" in distilled(other, schema_text(other))[1]
+    assert "prompt changed since the run" in distilled(copy, "customer(id, name, city)\norders(id)")[1]
+    found, warning = distilled(copy, schema_text(shop, "ddl"), style="ddl")
+    assert found.schema_style == "ddl" and warning is None
+    assert "not found here" in distilled(tmp_path / "gone.sqlite", None)[1]
 
 
 # --- the real 0.5B -------------------------------------------------------------------------
@@ -197,7 +248,8 @@ def test_the_repl_reads_questions_and_commands_from_stdin(shop, qwen05_path):
     r = llamarch("sql", "--db", str(shop), *FAST, stdin=script)
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
-    assert out[0] == "customer(id, name, city)" and out[1] == "orders(id, customer_id->customer, total)"
+    schema = schema_text(shop).splitlines()
+    assert out[:len(schema)] == schema and schema[0] == "customer(id, name, city)"  # /schema: the model's view
     queries = [line for line in out if line.upper().startswith("SELECT")]
     assert len(queries) == 2 and queries[0] == queries[1]  # the query above the rows, then /sql
     assert "4" in r.stdout and "1 row" in r.stdout
@@ -205,4 +257,34 @@ def test_the_repl_reads_questions_and_commands_from_stdin(shop, qwen05_path):
     turns = stored_turns()
     assert [t[0] for t in turns] == ["user", "assistant"]  # "not asked" came after /exit
     assert turns[0][2] == "How many orders are there?" and turns[1][1]["rows"] == 1
+    assert sha256(shop) == before
+
+
+def test_from_a_distill_run_uses_its_adapter_and_student_and_warns_of_another_schema(tmp_path, shop, qwen05_path):
+    """A run directory as `distill --check sql` writes it; its database has another schema."""
+    from lora_file import write_lora
+
+    from llamarch.gguf_file import read_header
+
+    meta = read_header(qwen05_path).metadata
+    n_embd, n_layer = meta["qwen2.embedding_length"], meta["qwen2.block_count"]
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    write_lora(run / "adapter" / "adapter.gguf", "qwen2",
+               {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)}, scale=0.001)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, label TEXT)")
+    (run / "report.json").write_text(json.dumps({"check": "sql", "database": str(other), "student": MODEL,
+                                                 "adapter": "adapter/adapter.gguf"}))
+    before = sha256(shop)
+    r = llamarch("sql", "--db", str(shop), "--from", str(run), "--max-tokens", "96", "--threads", "2",
+                 "--json", "How many customers are there?")
+    assert r.returncode == 0, r.stderr
+    notes = r.stderr.strip().splitlines()
+    assert notes[0].startswith(f"using the adapter {run / 'adapter' / 'adapter.gguf'} with {MODEL}"), notes
+    assert "schema differs" in notes[1] and len(notes) == 2, notes
+    assert json.loads(r.stdout)["rows"] == [[4]]
+    [_, (_, stats, _)] = stored_turns()
+    assert stats["adapter"] == str(run / "adapter" / "adapter.gguf")
     assert sha256(shop) == before

@@ -58,6 +58,7 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
     if question is not None and not question.strip():
         raise EmptyQuestion()
     conn = open_readonly(db)  # a missing, non-database or locked file: one line, before the model loads
+    schema_style = "compact"  # the student's prompt in `distill --check sql`
     try:
         if from_dir is not None:
             run = read_distill_run(from_dir)
@@ -68,6 +69,7 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
             echo_err(f"using the adapter {run.adapter} with {chosen or 'the default model'} "
                      f"({'-m' if model else 'the student'} of the distill run {from_dir})")
             model = chosen
+            schema_style = run.schema_style
             warning = schema_mismatch(run, conn, db)
             if warning:
                 echo_err(warning)
@@ -76,8 +78,9 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
             if interactive:
                 echo_err(f"Loading {model or 'the default model'}…")
             with LLM(model, backend=backend, **engine_options(**engine)) as llm:
-                asker = Asker(llm, conn, max_rows=max_rows, max_tokens=max_tokens, temperature=temperature, seed=seed)
-                session = _Session(asker, store, db, model, as_json, show_sql)
+                asker = Asker(llm, conn, schema_style=schema_style, max_rows=max_rows, max_tokens=max_tokens,
+                              temperature=temperature, seed=seed)
+                session = _Session(asker, store, db, model, as_json, show_sql, engine.get("lora_path"))
                 if question is not None:
                     answer = asker.ask(question)
                     session.show(answer)
@@ -86,8 +89,8 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
                         raise LlamarchError(answer.error or "no answer")
                     return
                 if interactive:
-                    echo_err(f"{llm.model_id} on {db} ({len(asker.schema.splitlines())} tables). "
-                             "Ask a question; /help for commands, Ctrl-D to quit.")
+                    echo_err(f"{llm.model_id} on {db}: ask a question; /schema shows what the model sees, "
+                             "/help the commands, Ctrl-D quits.")
                 status = session.repl()
     finally:
         conn.close()
@@ -98,7 +101,8 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
 class _Session:
     """Showing answers, storing them as chat turns, and the REPL."""
 
-    def __init__(self, asker: Any, store: Any, db: str, model: str | None, as_json: bool, show_sql: bool):
+    def __init__(self, asker: Any, store: Any, db: str, model: str | None, as_json: bool, show_sql: bool,
+                 adapter: str | None = None):
         from rich.console import Console
 
         self.asker = asker
@@ -107,6 +111,7 @@ class _Session:
         self.model = model
         self.as_json = as_json
         self.show_sql = show_sql
+        self.adapter = adapter
         self.console = Console(highlight=False, soft_wrap=False)
         if not self.console.is_terminal:
             self.console.width = 200
@@ -167,8 +172,9 @@ class _Session:
         base = dict(engine[-1]) if engine else Stats(0, 0, 0.0, 0.0, 0.0, 0.0, "stop").to_dict()
         summary = answer.stats()
         stats = {**base, "sql": answer.sql, "rows": summary["rows"], "truncated": summary["truncated"],
-                 "attempts": summary["attempts"], "database": str(self.db),
-                 **({"error": answer.error} if answer.error else {})}
+                 "attempts": summary["attempts"], "generation_s": summary["generation_s"], "database": str(self.db),
+                 **({"adapter": self.adapter} if self.adapter else {}),
+                 **({"error": answer.error, "errors": summary["errors"]} if answer.error else {})}
         content = (as_answer(answer.sql) + "\n" if answer.sql else "") + answer.summary()
         options = {k: v for k, v in self.asker.options.items() if v is not None}
         llm = self.asker.llm

@@ -83,7 +83,7 @@ class Answer:
             "generation_s": round(sum(s["total_s"] for s in engine), 3),
             "query_s": round(self.result.seconds, 4) if self.result else None,
             "total_s": round(self.seconds, 3),
-            "errors": [a.error for a in self.attempts if a.error],
+            "errors": [{"sql": a.sql, "error": a.error} for a in self.attempts if a.error],  # queries that failed
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -143,12 +143,13 @@ Generate = Callable[[list[Any]], tuple[str, dict[str, Any] | None]]
 class Asker:
     """Questions about one database, answered by one model: the schema is read once."""
 
-    def __init__(self, llm: Any, conn: sqlite3.Connection, *, schema: str | None = None, max_rows: int = DEFAULT_ROWS,
+    def __init__(self, llm: Any, conn: sqlite3.Connection, *, schema: str | None = None,
+                 schema_style: str = STUDENT_SCHEMA, max_rows: int = DEFAULT_ROWS,
                  max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0, seed: int | None = None,
                  time_budget_s: float = DEFAULT_TIME_BUDGET_S):
         self.llm = llm
         self.conn = conn
-        self.schema = describe(conn, style=STUDENT_SCHEMA) if schema is None else schema
+        self.schema = describe(conn, style=schema_style) if schema is None else schema
         self.max_rows = max_rows
         self.time_budget_s = time_budget_s
         self.options = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
@@ -208,7 +209,8 @@ class Asker:
             if attempt == 0:
                 messages = repair_messages(messages, as_answer(sql), reason)
             else:
-                answer.error = (f"the query failed twice; SQLite said: {reason} "
+                again = " (the model wrote the same query again)" if sql == answer.attempts[0].sql else ""
+                answer.error = (f"the query failed twice{again}; SQLite said: {reason} "
                                 f"(the model's query: {one_line(sql, 100)})")
         answer.seconds = time.perf_counter() - t0
         return answer
@@ -237,10 +239,14 @@ class DistilledRun:
     adapter: Path
     student: str | None
     database: str | None
+    schema_style: str = STUDENT_SCHEMA  # the run's --student-schema
+    trained_schema: str | None = None  # the schema text of the student's training prompts (train.jsonl)
 
 
 def read_distill_run(run_dir: str | Path) -> DistilledRun:
     """DIR/report.json's adapter, student and database; one-line errors when it has none."""
+    from .schema import SCHEMA_STYLES
+
     d = Path(run_dir)
     hint = "pass the --out directory of `llamarch distill --check sql`"
     if not d.is_dir():
@@ -262,14 +268,41 @@ def read_distill_run(run_dir: str | Path) -> DistilledRun:
         raise LlamarchError(f"--from {d}: its adapter {adapter} is missing: rerun the distill to write it")
     student = report.get("student")
     database = report.get("database")
-    return DistilledRun(d, adapter, str(student) if student else None, str(database) if database else None)
+    settings = report.get("settings") if isinstance(report.get("settings"), dict) else {}
+    style = settings.get("student_schema") if settings.get("student_schema") in SCHEMA_STYLES else STUDENT_SCHEMA
+    return DistilledRun(d, adapter, str(student) if student else None, str(database) if database else None,
+                        style, trained_schema(d / "train.jsonl"))
+
+
+def trained_schema(train_file: Path) -> str | None:
+    """The schema text in the first training prompt of a distill run ("" for style none);
+    None when the file is missing or its first row is not a text-to-SQL prompt."""
+    from .prompt import INSTRUCTION
+
+    try:
+        with train_file.open(encoding="utf-8") as f:
+            row = json.loads(f.readline())
+        user = next(m["content"] for m in row["messages"] if m["role"] == "user")
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+    if not isinstance(user, str) or INSTRUCTION not in user:
+        return None
+    context = user[: user.index(INSTRUCTION)]
+    return context[len("Database:\n"):].strip() if context.startswith("Database:\n") else ""
 
 
 def schema_mismatch(run: DistilledRun, conn: sqlite3.Connection, db: str | Path) -> str | None:
-    """A one-line warning when the run's database has another schema than `db` (None: same,
-    or the same file); the compact schema text is what the student saw in training."""
+    """A one-line warning when the student would see another schema than it was trained on
+    (None: the same). The training prompts' schema text decides when the run has them;
+    else the schema of the run's database is compared with `db`'s."""
     from .guard import DatabaseError
 
+    try:
+        current = describe(conn, style=run.schema_style)
+    except LlamarchError as e:
+        return f"warning: cannot read the schema of {db} to compare it with the adapter's: {e}"
+    if run.trained_schema is not None and run.trained_schema.strip() == current.strip():
+        return None
     if run.database is None:
         return f"warning: {run.dir}/report.json records no database: cannot check the adapter was trained on this schema"
     recorded = Path(run.database)
@@ -279,18 +312,22 @@ def schema_mismatch(run: DistilledRun, conn: sqlite3.Connection, db: str | Path)
         return (f"warning: the adapter was distilled on {run.database}, which is not found here: "
                 f"cannot check it has the schema of {db}")
     if found.resolve() == Path(db).resolve():
+        same = True
+    else:
+        try:
+            other = open_readonly(found)
+        except DatabaseError as e:
+            return f"warning: cannot read the adapter's database to compare schemas: {e}"
+        try:
+            same = describe(other, style=run.schema_style) == current
+        except LlamarchError as e:
+            return f"warning: cannot compare the adapter's database schema with {db}'s: {e}"
+        finally:
+            other.close()
+    if not same:
+        return (f"warning: the adapter was distilled on {run.database}, whose schema differs from {db}'s: "
+                "its answers may name tables or columns that are not there")
+    if run.trained_schema is None:
         return None
-    try:
-        other = open_readonly(found)
-    except DatabaseError as e:
-        return f"warning: cannot read the adapter's database to compare schemas: {e}"
-    try:
-        same = describe(other, style=STUDENT_SCHEMA) == describe(conn, style=STUDENT_SCHEMA)
-    except LlamarchError as e:
-        return f"warning: cannot compare the adapter's database schema with {db}'s: {e}"
-    finally:
-        other.close()
-    if same:
-        return None
-    return (f"warning: the adapter was distilled on {run.database}, whose schema differs from {db}'s: "
-            "its answers may name tables or columns that are not there")
+    return (f"warning: the adapter was trained on another description of this schema than llamarch writes now "
+            f"(the prompt changed since the run): rerun `llamarch distill --check sql --out {run.dir}` to retrain it")
