@@ -29,8 +29,8 @@ COMMANDS: dict[str, str] = {
 HELP = {
     "chat": "Chat with a model in an interactive session.",
     "convert": "Convert a GGUF model for MLX (cached).",
-    "distill": "Teach a small student with a teacher's verdicts, then LoRA-train it.",
-    "eval": "Measure models on benchmarks checked by running tests (HumanEval).",
+    "distill": "Teach a small student with a teacher (answers checked by running them with --check sql), then LoRA-train it.",
+    "eval": "Measure models by running their answers: HumanEval, SQL on your database, a judge's agreement.",
     "export": "Export an MLX LoRA adapter to GGUF for llama.cpp.",
     "generate": "Generate a reply to one prompt, streamed to stdout.",
     "judge": "Score an answer with a teacher model: score, critique, improved answer.",
