@@ -47,28 +47,28 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--adapter", type=FILE, help="Evaluate this GGUF LoRA adapter instead of training one.")
 @click.option("--rubric", type=FILE, help="The teacher's rubric template ({question}, {answer}); default: the built-in Python rubric.")
 @click.option("-s", "--system", help="System prompt for the student.")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Most tokens per student answer.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens per answer (default 512; 768 with --check python, as `eval humaneval`).")
 @click.option("--judge-max-tokens", type=click.IntRange(min=16), default=768, show_default=True, help="Most tokens per verdict.")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="The student's sampling temperature (verdicts are always greedy).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--parallel", "--concurrency", "parallel", type=click.IntRange(min=1), help="Sequences (llama.cpp) or requests (openai) at once (default: the engine decides).")
-@click.option("--check", type=click.Choice(["sql"]), help="Check answers by running them: sql (with --db). The teacher samples, execution votes, and the report is judged by execution.")
+@click.option("--check", type=click.Choice(["sql", "python"]), help="Check answers by running them: sql (with --db), or python (--prompts holds tasks with tests). The teacher samples, execution decides, and the report is judged by execution.")
 @click.option("--db", type=FILE, help="The SQLite database the questions are about (--check sql); opened read-only.")
-@click.option("--eval-questions", type=FILE, help='--check sql: held-out {"question", "sql"} lines, scored by execution.')
-@click.option("--eval-limit", type=click.IntRange(min=1), help="--check sql: use only N held-out questions, spread evenly over the file.")
+@click.option("--eval-questions", type=FILE, help='--check sql: held-out {"question", "sql"} lines, scored by execution. --check python: held-out tasks in the --prompts format (default: HumanEval).')
+@click.option("--eval-limit", type=click.IntRange(min=1), help="--check: use only N held-out questions or tasks, spread evenly over them.")
 @click.option("--recipe", type=click.Choice(["corrected", "verified", "judge"]), help="How training rows are made: corrected (default with --check: the student's own answer where it is verified, else the teacher's), verified (the teacher's verified answers), judge (the teacher's verdicts; the only recipe without a checker).")
 @click.option("--samples", "-k", type=click.IntRange(min=1), default=8, show_default=True, help="--check: answers the teacher samples per question, voted on by their results.")
 @click.option("--sample-temperature", type=click.FloatRange(min=0), default=0.7, show_default=True, help="--check: the temperature of the teacher's samples.")
 @click.option("--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees.")
 @click.option("--student-schema", type=click.Choice(["compact", "ddl", "none"]), default="compact", show_default=True, help="--check sql: the schema in the student's prompt (compact: one line per table).")
-@click.option("--no-teacher-eval", is_flag=True, help="--check sql: do not score the teacher on the held-out questions.")
+@click.option("--no-teacher-eval", is_flag=True, help="--check: do not score the teacher on the held-out questions.")
 @click.option("--iters", type=click.IntRange(min=1), help="LoRA training iterations.")
 @click.option("--train-option", multiple=True, metavar="KEY=VALUE", help="Other LoRA training settings (repeatable).")
 @engine_flags
 def distill(student: str, teacher: str, student_backend: str | None, teacher_backend: str | None,
             prompts: Path | None, demo_prompts: bool, synthesize: int | None, topic: str | None, out: Path,
             eval_prompts: Path | None, eval_split: float, min_score: int, no_train: bool, adapter: Path | None,
-            rubric: Path | None, system: str | None, max_tokens: int, judge_max_tokens: int, temperature: float,
+            rubric: Path | None, system: str | None, max_tokens: int | None, judge_max_tokens: int, temperature: float,
             seed: int, parallel: int | None, check: str | None, db: Path | None, eval_questions: Path | None,
             eval_limit: int | None, recipe: str | None, samples: int, sample_temperature: float,
             teacher_context: Path | None, student_schema: str, no_teacher_eval: bool, iters: int | None,
@@ -82,13 +82,28 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
     teacher, given sample rows and value lists the student never sees, samples K queries
     per question, the ones whose results agree are kept, the student learns them from its
     own short prompt, and held-out questions (--eval-questions) are scored by execution.
+    With --check python, --prompts holds functions to write with their tests: the
+    teacher samples K answers to the tasks the student fails, the sandbox runs the
+    tests, passing answers are learned, and held-out tasks (HumanEval by default)
+    give pass@1 before and after.
 
     Everything is stored in DIR as it is computed: kill the run at any point and run the
     same command again to resume.
     """
+    if check is not None and recipe == "judge":
+        raise click.UsageError("--recipe judge is for runs without a checker: drop --check, or choose corrected or verified")
+    if check == "python":
+        if db is not None:
+            raise click.UsageError("--db is for --check sql: Python tasks carry their own tests")
+        _distill_python(out=out, tasks=prompts, student=student, teacher=teacher, eval_tasks=eval_questions,
+                        eval_limit=eval_limit, recipe=recipe or "corrected", samples=samples,
+                        sample_temperature=sample_temperature, evaluate_teacher=not no_teacher_eval,
+                        max_tokens=max_tokens or 768, seed=seed, parallel=parallel, train=not no_train,
+                        adapter=adapter, student_backend=student_backend, teacher_backend=teacher_backend,
+                        engine=engine_options(**engine), train_settings=_settings(train_option, iters))
+        return
+    max_tokens = max_tokens or 512
     if check is not None:
-        if recipe == "judge":
-            raise click.UsageError("--recipe judge is for runs without a checker: drop --check, or choose corrected or verified")
         _distill_checked(out=out, db=db, student=student, teacher=teacher, prompts=prompts, synthesize=synthesize,
                          eval_questions=eval_questions, eval_limit=eval_limit, recipe=recipe or "corrected",
                          samples=samples, sample_temperature=sample_temperature, teacher_context=teacher_context,
@@ -98,7 +113,7 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
                          engine=engine_options(**engine), train_settings=_settings(train_option, iters))
         return
     if recipe not in (None, "judge"):
-        raise click.UsageError(f"--recipe {recipe} needs a checker: give --check sql --db FILE.sqlite")
+        raise click.UsageError(f"--recipe {recipe} needs a checker: give --check sql --db FILE.sqlite or --check python")
     from ..patterns.student_teacher.distill import DEMO_PROMPTS, DistillConfig, Distiller, format_report
 
     if demo_prompts:
@@ -144,6 +159,25 @@ def _distill_checked(**options: Any) -> None:
     out = options["out"]
     try:
         report = VerifiedDistiller(VerifiedConfig(**options), CliProgress()).run()
+    except KeyboardInterrupt:
+        echo_err(f"Stopped: finished work is saved in {out}; run the same command to resume.")
+        raise
+    click.echo(format_report(report))
+    plot = f", {PLOT_FILE}" if (out / PLOT_FILE).is_file() else ""
+    click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json{plot}, timings.json")
+
+
+def _distill_python(**options: Any) -> None:
+    """`distill --check python`: tasks with tests; held-out pass@1 (HumanEval by default)."""
+    from ..patterns.student_teacher.verified import PLOT_FILE, format_report
+    from ..patterns.student_teacher.verified_code import HUMANEVAL, CodeConfig, CodeDistiller
+
+    if options["tasks"] is None:
+        raise click.UsageError('--check python needs --prompts FILE.jsonl: {"prompt", "entry_point", "tests"} per line')
+    options["eval_tasks"] = options["eval_tasks"] or HUMANEVAL
+    out = options["out"]
+    try:
+        report = CodeDistiller(CodeConfig(**options), CliProgress()).run()
     except KeyboardInterrupt:
         echo_err(f"Stopped: finished work is saved in {out}; run the same command to resume.")
         raise

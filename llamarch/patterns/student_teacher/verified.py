@@ -375,7 +375,9 @@ def format_report(report: dict[str, Any]) -> str:
     if not ev:
         lines.append("held-out evaluation: no --eval-questions given")
         return "\n".join(lines)
-    lines.append(f"held-out execution accuracy on {ev['questions']} questions (judged by running the queries):")
+    what = "pass@1 on {} tasks (judged by running their tests)" if report.get("check") == "python" else \
+        "execution accuracy on {} questions (judged by running the queries)"
+    lines.append(f"held-out {what.format(ev['questions'])}:")
     width = max(len(k) for k in ev["models"])
     for name in sorted(ev["models"], key=_model_order):
         s = ev["models"][name]
@@ -410,8 +412,10 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     for bar, v in zip(bars, values[::-1]):
         ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{v:.1f}%", va="center")
     ax.set_xlim(0, 105)
-    ax.set_xlabel(f"execution accuracy, {report['evaluation']['questions']} held-out questions")
-    ax.set_title(f"{Path(report['database']).name}: {report['student']}\ntaught by {report['teacher']} "
+    held = report["evaluation"]["questions"]
+    ax.set_xlabel(f"pass@1, {held} held-out tasks (tests run)" if report.get("check") == "python"
+                  else f"execution accuracy, {held} held-out questions")
+    ax.set_title(f"{Path(report.get('database') or report.get('tasks_file', '')).name}: {report['student']}\ntaught by {report['teacher']} "
                  f"({report['recipe']}, judged by execution)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
