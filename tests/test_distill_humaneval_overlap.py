@@ -84,25 +84,24 @@ def test_task_examples_become_tests_that_run_in_the_sandbox(bench):
     assert not check_answer(chunk, wrong, limits)[2].passed
 
 
-def test_teacher_share_keeps_the_shortest_teacher_answers_within_the_cap(bench):
-    from types import SimpleNamespace
-
-    answers = [SimpleNamespace(completion_tokens=n) for n in (90, 30, 60, 30, 120)]
-    indices = [2, 5, 7, 9, 11]
-    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=None) == set(indices)
-    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=0.0) == set()
-    # 30% of all rows next to 7 of the student's: 3 teacher rows (3 / 10), the three shortest, ties by task order
-    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=0.3) == {5, 9, 7}
-    assert bench.capped_teacher_rows(indices, answers, own_rows=7, share=1.0) == set(indices)
-    assert bench.capped_teacher_rows(indices, answers, own_rows=1000, share=0.5) == set(indices)
-
-
-@pytest.mark.parametrize("flags", [["--distill-weight", "0.5"], ["--teacher-samples", "2"]])
-def test_onpolicy_recipe_refuses_hard_labels_and_teacher_answers_in_one_line(bench, flags, capsys):
+def test_a_config_file_sets_an_experiments_options_and_flags_win(bench, tmp_path, capsys):
+    config = tmp_path / "exp.json"
+    config.write_text('{"recipe": "corrected", "out": "runs/x", "prompts": 163, "lr": 1e-4, "layers": 8}')
+    args = bench.parse_args(["--config", str(config), "--layers", "4"])
+    assert (args.recipe, args.out, args.prompts, args.lr, args.layers) == ("corrected", Path("runs/x"), 163, 1e-4, 4)
+    assert bench.run_name(args) == "corrected"
+    config.write_text('{"recipe": "corrected", "sampels": 3}')
     with pytest.raises(SystemExit) as stop:
-        bench.main(["--recipe", "onpolicy", "--no-copy", *flags])
-    assert stop.value.code == 2
-    assert "--recipe onpolicy trains on the teacher's probabilities alone" in capsys.readouterr().err
+        bench.parse_args(["--config", str(config)])
+    assert stop.value.code == 2 and "unknown options sampels" in capsys.readouterr().err
+    for name in (Path(bench.__file__).parent / "configs").glob("*.json"):  # the shipped ones parse
+        bench.parse_args(["--config", str(name)])
+
+
+def test_checked_recipes_refuse_bad_settings_in_one_line(bench, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--recipe", "judge", "--epochs", "2", "--no-copy"])
+    assert stop.value.code == 2 and "--epochs takes a positive number" in capsys.readouterr().err
 
 
 def test_paired_difference_is_mcnemars_exact_test_and_a_95_interval(bench):
