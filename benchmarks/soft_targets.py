@@ -27,7 +27,7 @@ def plain_top_k(model: Any, item: Any, k: int) -> tuple[Any, Any]:
     import mlx.core as mx
     import numpy as np
 
-    from llamarch.finetune.soft_targets import trained_span
+    from llamarch.finetune.data import trained_span
 
     start, end = trained_span(item)
     logits = model(mx.array([item.tokens[:-1]]))[0, start:end].astype(mx.float32)
@@ -54,7 +54,7 @@ def main() -> None:
 
     import numpy as np
 
-    from llamarch.finetune.convert import mlx_model_dir
+    from llamarch.mlx_convert import mlx_model_dir
     from llamarch.finetune.data import tokenize_all
     from llamarch.finetune.soft_targets import top_k_targets
     from llamarch.mlx_runtime import load_model

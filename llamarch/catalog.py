@@ -56,7 +56,7 @@ class HfSource:
 
 class NotGGUFError(ModelNotInstalledError):
     """An MLX model asked for as a GGUF. A ModelNotInstalledError, so that the MLX engine falls
-    back to the model's hub snapshot (finetune.convert.mlx_model_dir)."""
+    back to the model's hub snapshot (mlx_convert.mlx_model_dir)."""
 
 
 @dataclass(frozen=True)

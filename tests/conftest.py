@@ -70,6 +70,6 @@ def qwen05(qwen05_path: Path):
 def smollm_mlx_dir(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M converted to an MLX directory once per session (float32 weights)."""
     pytest.importorskip("mlx.core")
-    from llamarch.finetune.convert import convert_gguf
+    from llamarch.mlx_convert import convert_gguf
 
     return convert_gguf("smollm2-135m", tmp_path_factory.mktemp("mlx") / "smollm2-135m", dtype="float32")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from llamarch.cli import cli
 from llamarch.evals.humaneval import ProblemResult, build_prompt, load_problems
-from llamarch.evals.judging import judge_pairs, judge_report, score_counts
+from llamarch.patterns.student_teacher.judging import judge_pairs, judge_report, score_counts
 from llamarch.patterns.student_teacher.verdict import Verdict
 from llamarch.store import default_path
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("mlx.core")
 
 from llamarch.errors import LlamarchError  # noqa: E402
-from llamarch.finetune.convert import convert_gguf  # noqa: E402
+from llamarch.mlx_convert import convert_gguf  # noqa: E402
 from tiny_gguf import write_tiny_gguf  # noqa: E402
 
 K = 5
@@ -50,7 +50,8 @@ def test_soft_targets_are_the_teachers_top_k_at_the_trained_positions(pair, tmp_
     import mlx.core as mx
 
     from llamarch.finetune.data import tokenize_all
-    from llamarch.finetune.soft_targets import CACHE_FILE, teacher_soft_targets, trained_span
+    from llamarch.finetune.data import trained_span
+    from llamarch.finetune.soft_targets import CACHE_FILE, teacher_soft_targets
 
     student_path, teacher_path = pair
     _, tokenizer = _load(student_path)
@@ -108,8 +109,10 @@ def test_distill_loss_mixes_the_answer_and_the_teachers_distribution(pair, tmp_p
     import mlx.core as mx
 
     from llamarch.finetune.data import tokenize_all
-    from llamarch.finetune.soft_targets import teacher_soft_targets, trained_span
-    from llamarch.finetune.train import batch_arrays, distill_loss, masked_loss
+    from llamarch.finetune.data import trained_span
+    from llamarch.finetune.soft_targets import teacher_soft_targets
+    from llamarch.finetune.losses import distill_loss, masked_loss
+    from llamarch.finetune.train import batch_arrays
 
     student_path, teacher_path = pair
     model, tokenizer = _load(student_path)
@@ -142,7 +145,8 @@ def test_training_with_a_teacher_moves_the_student_toward_it(pair, tmp_path):
     import mlx.core as mx
 
     from llamarch.finetune.data import tokenize_all
-    from llamarch.finetune.soft_targets import teacher_soft_targets, trained_span
+    from llamarch.finetune.data import trained_span
+    from llamarch.finetune.soft_targets import teacher_soft_targets
     from llamarch.finetune.train import train_lora
     from llamarch.mlx_runtime import load_model
 

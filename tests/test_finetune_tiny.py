@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("mlx.core")
 
-from llamarch.finetune.convert import convert_gguf, permute_qk, unpermute_qk  # noqa: E402
+from llamarch.mlx_convert import convert_gguf, permute_qk, unpermute_qk  # noqa: E402
 from tiny_gguf import DIMS, write_tiny_gguf  # noqa: E402
 
 REPLY = "the answer"
@@ -221,7 +221,8 @@ def test_answer_only_projection_equals_the_full_masked_loss(tiny, tmp_path):
     import mlx.nn as nn
 
     from llamarch.finetune.data import tokenize_all
-    from llamarch.finetune.train import batch_arrays, masked_loss
+    from llamarch.finetune.losses import masked_loss
+    from llamarch.finetune.train import batch_arrays
     from llamarch.mlx_runtime import load_model
 
     _, path, _ = tiny

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llamarch.evals.checkers import FAILED, PASSED, UNKNOWN, Check, get_checker
 from llamarch.patterns.student_teacher.verified import drop_result_overlap, training_rows
-from llamarch.patterns.student_teacher.vote import pick, vote
+from llamarch.evals.vote import pick, vote
 from llamarch.sql.questions import Question
 
 

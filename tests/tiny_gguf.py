@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llamarch.finetune.convert import permute_qk
+from llamarch.mlx_convert import permute_qk
 from llamarch.mlx_runtime import bytes_to_unicode
 
 CHATML = (
@@ -82,7 +82,7 @@ def write_tiny_gguf(path: Path, arch: str = "llama", seed: int = 0) -> dict[str,
         if arch == "qwen2":
             for name, n in (("q", d["n_embd"]), ("k", kv), ("v", kv)):
                 hf[p + f"self_attn.{name}_proj.bias"] = rand(n, scale=0.1)
-    from llamarch.finetune.convert import gguf_name
+    from llamarch.mlx_convert import gguf_name
 
     for name, value in hf.items():
         stored = value

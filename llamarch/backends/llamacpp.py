@@ -145,7 +145,7 @@ class LlamaCppBackend:
             if lora.metadata.get("general.type") != "adapter":
                 raise ModelFileError(f"{lora_path} is not a GGUF LoRA adapter (general.type != adapter)")
             if check_lora_base:
-                from ..finetune.adapter import check_gguf_adapter
+                from ..identity import check_gguf_adapter
 
                 check_gguf_adapter(lora_path, self.model_path)
         trained = header.context_length or DEFAULT_N_CTX
@@ -184,7 +184,7 @@ class LlamaCppBackend:
         self._batch_engine: Any = None
         self._speculative = None
         if draft_model is not None or prompt_lookup:
-            from .llamacpp_batch import Speculative
+            from .speculative import Speculative
 
             try:
                 self._speculative = Speculative(self, draft_model, prompt_lookup, n_draft, n_gpu_layers=n_gpu_layers)

@@ -78,7 +78,7 @@ class MLXBackend:
     def open(cls, model: str | Path | None, **options: Any) -> MLXBackend:
         """Load an MLX directory, or a catalog id / GGUF path (converted once, cached)."""
         from ..catalog import load_catalog
-        from ..finetune.convert import mlx_model_dir
+        from ..mlx_convert import mlx_model_dir
 
         directory = mlx_model_dir(model)
         entry = load_catalog().get(str(model)) if model else None
@@ -103,8 +103,7 @@ class MLXBackend:
             raise BackendError(f"{path} is not an MLX adapter directory (no adapter_config.json)")
         import json
 
-        from ..finetune.adapter import check_adapter_base
-        from ..finetune.train import mlx_identity
+        from ..identity import check_adapter_base, mlx_identity
 
         config = json.loads((model_dir / "config.json").read_text())
         check_adapter_base(path, mlx_identity(model_dir, config))

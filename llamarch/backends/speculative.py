@@ -9,6 +9,7 @@ taken and a proposal costs much less than a decode step of the large model.
 from __future__ import annotations
 
 import array
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,3 +159,53 @@ def check_same_vocab(target: Any, draft: Any) -> None:
             f"draft model {draft.model_name} does not share the tokenizer of {target.model_name} "
             f"({n_d} vs {n_t} tokens): choose a smaller model of the same family"
         )
+
+
+class Speculative:
+    """Speculative decoding settings of a backend: prompt lookup and/or a draft model."""
+
+    def __init__(self, target: Any, draft_model: Any = None, prompt_lookup: bool = False,
+                 n_draft: int | None = None, n_gpu_layers: int | None = None):
+        self.lookup = PromptLookup() if prompt_lookup else None
+        self.draft_backend = None
+        self._owned = False
+        self._model_drafter: DraftModel | None = None
+        if draft_model is not None:
+            draft = getattr(draft_model, "backend", draft_model)  # an LLM, a backend, or a spec
+            if isinstance(draft, (str, os.PathLike)):
+                draft = type(target).open(os.fspath(draft), n_ctx=min(target.n_ctx, 2048),
+                                          n_threads=target.n_threads, n_gpu_layers=n_gpu_layers)
+                self._owned = True
+            if getattr(draft, "name", None) != "llamacpp":
+                raise BackendError("a draft model must run on llama.cpp too (a .gguf file or catalog id)")
+            self.draft_backend = draft
+            try:
+                check_same_vocab(target, draft)
+            except BackendError:
+                self.close()
+                raise
+        default = DEFAULT_MODEL_DRAFT if self.draft_backend is not None else DEFAULT_LOOKUP_DRAFT
+        self.n_draft = max(1, int(n_draft or default))
+
+    def drafter(self, n_parallel: int, n_ctx_seq: int) -> Speculative:
+        if self.draft_backend is not None:
+            if self._model_drafter is None or not self._model_drafter.fits(n_parallel, n_ctx_seq):
+                if self._model_drafter is not None:
+                    self._model_drafter.close()
+                self._model_drafter = DraftModel(self.draft_backend, n_parallel, n_ctx_seq)
+        return self
+
+    def propose(self, seq_id: int, history: Sequence[int], n: int) -> list[int]:
+        """Prompt lookup first (free); the draft model where lookup finds nothing."""
+        drafts = self.lookup.propose(seq_id, history, n) if self.lookup is not None else []
+        if not drafts and self._model_drafter is not None:
+            drafts = self._model_drafter.propose(seq_id, history, n)
+        return drafts
+
+    def close(self) -> None:
+        if self._model_drafter is not None:
+            self._model_drafter.close()
+            self._model_drafter = None
+        if self._owned and self.draft_backend is not None:
+            self.draft_backend.close()
+        self.draft_backend = None

@@ -165,7 +165,7 @@ def judge_command(student: str, teacher: str, student_backend: str | None, teach
     import time
 
     from ..evals.humaneval import EvalSettings, evaluate, identify, load_problems, summary
-    from ..evals.judging import judge_pairs, judge_report, judge_verdicts
+    from ..patterns.student_teacher.judging import judge_pairs, judge_report, judge_verdicts
     from ..llm import LLM
     from ..patterns.student_teacher import Rubric, Teacher
     from ..patterns.student_teacher.distill import model_identity, side_engine

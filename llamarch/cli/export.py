@@ -15,7 +15,7 @@ from .ui import byte_progress, echo_err
 @click.option("--outtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True, help="Adapter tensor type (gguf-lora).")
 def export(adapter_dir: str, target: str, out: str | None, outtype: str) -> None:
     """Export ADAPTER_DIR (from `llamarch train`) to GGUF for llama.cpp."""
-    from ..finetune.adapter import adapter_base
+    from ..identity import adapter_base
     from ..finetune.export import export_fused_gguf, export_gguf_lora
 
     if target == "gguf-lora":

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .checkers import Check, SQLChecker, Task
+from .vote import pick, vote
 
 HARNESS_VERSION = 1
 STOPS = ("```\n\n",)  # a closing fence followed by prose: the query is complete
@@ -108,8 +109,6 @@ def _replies(llm: Any, prompts: Sequence[Any], parallel: int | None, **options: 
 def choose_answer(checker: SQLChecker, question: str, replies: Sequence[str]) -> tuple[int, dict[str, Any]]:
     """The reply that stands for a model's answer: the majority's (see `vote`), else the
     first that runs and returns rows, else the first."""
-    from ..patterns.student_teacher.vote import pick, vote
-
     if len(replies) == 1:
         return 0, {}
     checks = [checker(Task(question), r) for r in replies]

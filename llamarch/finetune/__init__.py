@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .adapter import AdapterMismatchError, adapter_base, check_gguf_adapter
-from .convert import SUPPORTED_ARCHITECTURES, BaseIdentity, convert_gguf, mlx_model_dir
+from ..identity import SUPPORTED_ARCHITECTURES, AdapterMismatchError, BaseIdentity, adapter_base, check_gguf_adapter
+from ..mlx_convert import convert_gguf, mlx_model_dir
 from .data import DataError
 from .export import export_adapter, export_fused_gguf, export_gguf_lora
 from .soup import average_adapters

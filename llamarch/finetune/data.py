@@ -174,3 +174,10 @@ def tokenize_all(tokenizer: Any, examples: Sequence[dict[str, Any]], max_seq_len
             continue
         items.append(t)
     return TokenizedSet(items, truncated, dropped)
+
+
+def trained_span(item: Tokenized, width: int | None = None) -> tuple[int, int]:
+    """[start, end) of the input positions whose next token is trained on (as `batch_arrays`
+    masks them), within the first `width` inputs when given."""
+    end = len(item.tokens) - 1 if width is None else min(len(item.tokens), width + 1) - 1
+    return max(item.offset, 1) - 1, end

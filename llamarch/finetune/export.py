@@ -18,8 +18,8 @@ from typing import Any
 
 from ..catalog import ProgressFn
 from ..errors import LlamarchError, ModelFileError
-from .adapter import adapter_base, gguf_identity_kv, read_adapter_meta
-from .convert import gguf_name, permute_qk, qk_heads
+from ..identity import adapter_base, gguf_identity_kv, read_adapter_meta, read_source
+from ..mlx_convert import gguf_name, open_reader, permute_qk, qk_heads
 
 FORMATS = ("gguf-lora", "gguf")
 
@@ -131,8 +131,6 @@ def export_fused_gguf(
     import gguf
     import numpy as np
     from safetensors.numpy import load_file
-
-    from .convert import open_reader, read_source
 
     adapter_dir = Path(adapter_dir)
     weights, config, meta = load_adapter(adapter_dir)

@@ -22,17 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LlamarchError
-from .data import Tokenized
+from .data import Tokenized, trained_span
+from .losses import answer_logits
 
 CACHE_FILE = "soft-targets.npz"
 SAVE_EVERY = 8  # answers between partial saves of the teacher's pass
-
-
-def trained_span(item: Tokenized, width: int | None = None) -> tuple[int, int]:
-    """[start, end) of the input positions whose next token is trained on (as `batch_arrays`
-    masks them), within the first `width` inputs when given."""
-    end = len(item.tokens) - 1 if width is None else min(len(item.tokens), width + 1) - 1
-    return max(item.offset, 1) - 1, end
 
 
 def vocabulary_digest(tokenizer: Any) -> str:
@@ -76,7 +70,7 @@ def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k
     """The soft targets of `items`, continuing after the first len(done) (already computed);
     `save` is called with everything so far every SAVE_EVERY answers and at the end."""
     from ..mlx_runtime import import_mlx, load_model
-    from .convert import mlx_model_dir
+    from ..mlx_convert import mlx_model_dir
 
     mx = import_mlx()
     model, tokenizer = load_model(mlx_model_dir(teacher))
@@ -103,10 +97,8 @@ def top_k_targets(model: Any, item: Tokenized, k: int) -> tuple[Any, Any]:
     import mlx.core as mx
     import numpy as np
 
-    from .train import _answer_logits
-
     start, end = trained_span(item)  # one row: its flattened positions are its own
-    logits = _answer_logits(model, mx.array([item.tokens[:-1]]), mx.arange(start, end)).astype(mx.float32)
+    logits = answer_logits(model, mx.array([item.tokens[:-1]]), mx.arange(start, end)).astype(mx.float32)
     k = min(k, logits.shape[-1])
     ids = mx.argpartition(-logits, kth=k - 1, axis=-1)[:, :k]  # the top k, unordered
     ids = mx.take_along_axis(ids, mx.argsort(-mx.take_along_axis(logits, ids, axis=-1), axis=-1), axis=-1)

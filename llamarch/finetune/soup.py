@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LlamarchError
-from .adapter import ADAPTER_META, write_json_atomic
+from ..identity import ADAPTER_META, write_json_atomic
 from .export import load_adapter, lora_pairs
 
 

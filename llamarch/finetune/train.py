@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LlamarchError
-from .adapter import ADAPTER_META, read_adapter_meta, write_json_atomic
-from .convert import BaseIdentity, mlx_model_dir, read_source
-from .data import Dataset, TokenizedSet, load_data, tokenize_all
+from ..identity import ADAPTER_META, BaseIdentity, mlx_identity, read_adapter_meta, write_json_atomic
+from ..mlx_convert import mlx_model_dir
+from .data import Dataset, TokenizedSet, load_data, tokenize_all, trained_span
+from .losses import distill_loss, masked_loss
 
 ADAPTER_FILE = "adapters.safetensors"
 CHECKPOINT_DIR = "checkpoint"
@@ -198,8 +199,6 @@ def soft_target_arrays(items: Sequence[Any], width: int, size: int) -> list[Any]
     (row by row), padded to `size` positions with probability 0."""
     import numpy as np
 
-    from .soft_targets import trained_span
-
     ids = [item.soft[0][: max(0, end - start)] for item in items for start, end in [trained_span(item, width)]]
     probs = [item.soft[1][: len(i)] for item, i in zip(items, ids)]
     k = ids[0].shape[1]
@@ -207,52 +206,6 @@ def soft_target_arrays(items: Sequence[Any], width: int, size: int) -> list[Any]
     soft_ids, soft_probs = np.zeros((size, k), np.int32), np.zeros((size, k), np.float32)
     soft_ids[:n], soft_probs[:n] = np.concatenate(ids), np.concatenate(probs)
     return [soft_ids, soft_probs]
-
-
-def _split_head(model: Any) -> tuple[Any, Any] | None:
-    """(backbone, output projection) of an mlx-lm Llama/Qwen-style model, or None."""
-    backbone = getattr(model, "model", None)
-    if backbone is None or not hasattr(backbone, "embed_tokens"):
-        return None
-    args = getattr(model, "args", None)
-    if getattr(args, "tie_word_embeddings", False) or not hasattr(model, "lm_head"):
-        return backbone, backbone.embed_tokens.as_linear
-    return backbone, model.lm_head
-
-
-def _answer_logits(model: Any, inputs: Any, positions: Any) -> Any:
-    """The logits at the selected positions of the flattened batch."""
-    split = _split_head(model)
-    if split is None:
-        logits = model(inputs)
-        return logits.reshape(-1, logits.shape[-1])[positions]
-    backbone, head = split
-    hidden = backbone(inputs)
-    return head(hidden.reshape(-1, hidden.shape[-1])[positions])
-
-
-def masked_loss(model: Any, inputs: Any, positions: Any, targets: Any, weights: Any) -> Any:
-    """Mean cross-entropy over the selected positions (the answers)."""
-    import mlx.core as mx
-    import mlx.nn as nn
-
-    ce = nn.losses.cross_entropy(_answer_logits(model, inputs, positions), targets) * weights
-    return ce.astype(mx.float32).sum() / weights.sum()
-
-
-def distill_loss(weight: float) -> Callable[..., Any]:
-    """A loss over the answers mixing (1 - weight) x the cross-entropy against the answer's
-    tokens with weight x the cross-entropy against the teacher's top-k probabilities."""
-    import mlx.core as mx
-
-    def loss(model: Any, inputs: Any, positions: Any, targets: Any, weights: Any, soft_ids: Any, soft_probs: Any) -> Any:
-        logits = _answer_logits(model, inputs, positions).astype(mx.float32)
-        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        hard = -mx.take_along_axis(logprobs, targets[:, None], axis=-1)[:, 0]
-        soft = -(soft_probs * mx.take_along_axis(logprobs, soft_ids, axis=-1)).sum(axis=-1)
-        return (((1 - weight) * hard + weight * soft) * weights).sum() / weights.sum()
-
-    return loss
 
 
 def build_step(model: Any, optimizer: Any, loss: Callable[..., Any] = masked_loss,
@@ -286,19 +239,6 @@ def model_spec(model: Any) -> str:
         if isinstance(getattr(backend, attr, None), Path):
             return str(getattr(backend, attr))
     return os.fspath(model)
-
-
-def mlx_identity(directory: Path, config: dict[str, Any]) -> BaseIdentity:
-    """The base identity of an MLX directory: from its GGUF origin, else from config.json."""
-    source = read_source(directory)
-    if source and "base" in source:
-        return BaseIdentity.from_dict(source["base"])
-    return BaseIdentity(
-        model=directory.name, gguf_sha256="", architecture=config.get("model_type", "?"),
-        n_layers=int(config.get("num_hidden_layers", 0)), n_embd=int(config.get("hidden_size", 0)),
-        n_vocab=int(config.get("vocab_size", 0)), n_head=int(config.get("num_attention_heads", 0)),
-        n_head_kv=int(config.get("num_key_value_heads", config.get("num_attention_heads", 0))),
-    )
 
 
 def has_checkpoint(out_dir: str | os.PathLike[str]) -> bool:

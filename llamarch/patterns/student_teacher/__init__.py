@@ -18,11 +18,11 @@ from typing import Any
 from ...backends import Message
 from ...errors import LlamarchError
 from ...evals.checkers import Check, Task, get_checker
+from ...evals.vote import Vote, pick, vote
 from .prompts import PromptItem, as_prompt_items
 from .roles import MAX_LENGTH, ModelLike, Student, Teacher
 from .rubric import Rubric
 from .verdict import VERDICT_SCHEMA, Verdict, parse_verdict
-from .vote import Vote, pick, vote
 
 
 @dataclass(frozen=True)

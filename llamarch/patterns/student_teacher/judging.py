@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..patterns.student_teacher.verdict import MAX_SCORE, MIN_SCORE, Verdict
-from .agreement import agreement
-from .humaneval import Problem, ProblemResult, build_prompt
+from ...evals.agreement import agreement
+from ...evals.humaneval import Problem, ProblemResult, build_prompt
+from .verdict import MAX_SCORE, MIN_SCORE, Verdict
 
 VERDICT_KIND = "verdict"  # the store kind `llamarch judge --pairs` uses too: same key, same verdict
 
@@ -38,7 +38,7 @@ def judge_verdicts(store: Any, open_teacher: Callable[[], Any], teacher_identity
     opened only when one is missing. Each new verdict is stored as it comes, so a killed
     run keeps what it judged. Only the score is asked for (no improved answer).
     """
-    from ..patterns.student_teacher.distill import fill_from_store, verdict_key
+    from .distill import fill_from_store, verdict_key
 
     computed = 0
 
