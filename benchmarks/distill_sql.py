@@ -54,10 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--num-layers", type=int, default=16)
     p.add_argument("--eval-limit", type=int)
+    p.add_argument("--no-teacher-eval", action="store_true", help="score only the student and the adapter on the held-out questions")
     p.add_argument("--no-humaneval", action="store_true")
     p.add_argument("--humaneval-student", type=float, default=56.10, help="the student's stored pass@1 (README)")
     p.add_argument("--runs", type=int, default=3, help="trials of the k_samples timing")
     p.add_argument("--only", choices=["k_samples", "prompt_cache"], help="run just this measurement")
+    p.add_argument("--no-timings", action="store_true", help="leave out the prompt_cache and k_samples measurements "
+                   "(they depend on the engine, not on the run's data or training settings)")
     p.add_argument("--config", type=Path)
     args = p.parse_args(argv)
     if args.config:
@@ -74,7 +77,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
         out=args.out, db=args.db, student=args.student, teacher=args.teacher, prompts=args.prompts,
         eval_questions=args.questions, synthesize=args.synthesize, samples=args.samples,
         sample_temperature=args.sample_temperature, recipe=args.recipe, student_schema=args.student_schema,
-        eval_limit=args.eval_limit,
+        eval_limit=args.eval_limit, evaluate_teacher=not args.no_teacher_eval,
         train_settings={"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                         "num_layers": args.num_layers, "max_seq_length": 512},
     )
@@ -176,9 +179,10 @@ def main(argv: list[str] | None = None) -> None:
                   "models": ev["models"], "student_change": ev.get("student_change"), "plot": str(args.out / "report.png")}
         if report["adapter"] and not args.no_humaneval:
             result["humaneval"] = humaneval(args, args.out / report["adapter"])
-    if args.only in (None, "prompt_cache"):
+    timings = not args.no_timings or args.only is not None
+    if timings and args.only in (None, "prompt_cache"):
         result["prompt_cache"] = prompt_cache(args)
-    if args.only in (None, "k_samples"):
+    if timings and args.only in (None, "k_samples"):
         result["k_samples"] = k_samples(args)
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
