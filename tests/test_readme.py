@@ -166,3 +166,25 @@ def test_relative_links_resolve(path: Path):
         assert dest.exists(), f"{path.name}: link to missing {target}"
         if anchor:
             assert anchor in _anchors(dest), f"{path.name}: no heading #{anchor} in {dest.name}"
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return [m.group(2) for m in FENCE.finditer(path.read_text(encoding="utf-8")) if m.group(1) == "python"]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
+def test_python_examples_name_real_things(path: Path):
+    """The imports of each Python example resolve and the methods it calls exist (no model loads)."""
+    import importlib
+
+    from llamarch import LLM
+    from llamarch.patterns.student_teacher import StudentTeacher
+    from llamarch.patterns.student_teacher.roles import Teacher
+
+    for code in _python_blocks(path):
+        for module, names in re.findall(r"^from ([\w.]+) import ([\w, ]+)$", code, re.M):
+            for name in names.split(","):
+                assert hasattr(importlib.import_module(module), name.strip()), f"{path.name}: {module}.{name}"
+        for obj, cls in [(r"st\.teacher", Teacher), (r"st", StudentTeacher), (r"llm", LLM)]:
+            for method in re.findall(rf"\b{obj}\.(\w+)\(", code):
+                assert hasattr(cls, method), f"{path.name}: {cls.__name__} has no {method}()"
