@@ -53,6 +53,8 @@ def step_costs(plain, ns: list[int], depth: int = 128, steps: int = 8) -> dict[i
     the most any batched decoder on this machine gets from N sequences, before prompts."""
     import llama_cpp as lc
 
+    from llamarch.backends.llamacpp_private import model_ptr
+
     n_max = max(ns)
     params = lc.llama_context_default_params()
     params.n_ctx = n_max * 256 * -(-(depth + steps + 8) // 256)  # llama.cpp pads each stream to 256
@@ -60,7 +62,7 @@ def step_costs(plain, ns: list[int], depth: int = 128, steps: int = 8) -> dict[i
     params.n_seq_max = n_max
     params.n_threads = params.n_threads_batch = plain.n_threads
     params.kv_unified = False
-    ctx = lc.llama_init_from_model(plain._model.model, params)
+    ctx = lc.llama_init_from_model(model_ptr(plain), params)
     batch = lc.llama_batch_init(512, 0, 1)
     prompt = plain.tokenize(("def f(x):\n    return x + 1\n" * 200).encode())[:depth]
 

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llamarch.backends.llamacpp_private import context_ptr, token_text
+
 SYSTEM = "You are a concise Python tutor."
 QUESTIONS = [
     "What is a Python list comprehension? Give one example.",
@@ -51,7 +53,7 @@ class FirstToken:
     def __init__(self, llama: Any):
         import llama_cpp
 
-        self.ctx = llama._ctx.ctx
+        self.ctx = context_ptr(llama)
         llama_cpp.llama_synchronize(self.ctx)  # llama.cpp counts queued tokens at the next sync
         llama_cpp.llama_perf_context_reset(self.ctx)
         self.t0 = time.perf_counter()
@@ -124,8 +126,8 @@ def llama_prompt(llama: Any, messages: list[dict[str, str]]) -> bytes:
 
     template = llama.metadata["tokenizer.chat_template"]
     eos, bos = llama.token_eos(), llama.token_bos()
-    fmt = Jinja2ChatFormatter(template, eos_token=llama._model.token_get_text(eos),
-                              bos_token=llama._model.token_get_text(bos) if bos != -1 else "")
+    fmt = Jinja2ChatFormatter(template, eos_token=token_text(llama, eos),
+                              bos_token=token_text(llama, bos) if bos != -1 else "")
     return fmt(messages=messages).prompt.encode()
 
 

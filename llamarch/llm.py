@@ -7,7 +7,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend, Chunk, GenerationOptions, Message, Prompt, Response, collect, open_backend
+from .backends import (
+    Backend, BatchPlanning, BatchStreaming, ChatTemplated, Chunk, GenerationOptions, Message, ModelNamed, Prompt,
+    Response, collect, open_backend,
+)
 
 
 def infer_backend(model: str | None) -> str:
@@ -36,7 +39,7 @@ class LLM:
         spec = os.fspath(model) if model is not None else None
         self.backend_name = backend or infer_backend(spec)
         self.backend: Backend = open_backend(self.backend_name, spec, **backend_options)
-        self.model_id: str = getattr(self.backend, "model_name", spec or "")
+        self.model_id: str = self.backend.model_name if isinstance(self.backend, ModelNamed) else spec or ""
 
     def __repr__(self) -> str:
         return f"LLM({self.model_id!r}, backend={self.backend_name!r})"
@@ -58,7 +61,7 @@ class LLM:
 
     def messages_for(self, prompt: str, system: str | None = None) -> Prompt:
         """What `generate` sends: chat messages, or plain text for models without a chat template."""
-        if not getattr(self.backend, "has_chat_template", True):
+        if isinstance(self.backend, ChatTemplated) and not self.backend.has_chat_template:
             return f"{system}\n\n{prompt}" if system else prompt
         messages: list[Message] = [{"role": "system", "content": system}] if system else []
         return messages + [{"role": "user", "content": prompt}]
@@ -79,9 +82,8 @@ class LLM:
         given `parallel`; the others answer the prompts one after another.
         """
         opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
-        batched = getattr(self.backend, "stream_batch", None)
-        if batched is not None:
-            yield from batched(list(prompts), opts, parallel=parallel)
+        if isinstance(self.backend, BatchStreaming):
+            yield from self.backend.stream_batch(list(prompts), opts, parallel=parallel)
             return
         for i, prompt in enumerate(prompts):
             for chunk in self.backend.stream(prompt, opts):
@@ -91,8 +93,9 @@ class LLM:
         """How `stream_batch` would run these prompts (sequences at once, KV cache bytes), or
         None for engines that do not plan; nothing is allocated. `plan.summary()` is one line."""
         opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
-        planner = getattr(self.backend, "plan_batch", None)
-        return planner(list(prompts), opts, parallel=parallel) if planner is not None else None
+        if not isinstance(self.backend, BatchPlanning):
+            return None
+        return self.backend.plan_batch(list(prompts), opts, parallel=parallel)
 
     def generate_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, **options: Any) -> list[Response]:
         """Whole replies to many prompts, in input order."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from llamarch import LLM
+from llamarch.backends import BatchStreaming
 from llamarch.patterns.student_teacher import MAX_LENGTH, Student, StudentTeacher, Teacher
 
 PAIRS = [json.loads(line) for line in (Path(__file__).parent / "data" / "judge_pairs.jsonl").read_text().splitlines()]
@@ -30,9 +31,8 @@ class RecordingBackend:
 
     def stream_batch(self, prompts, options, parallel=None):
         self.prompts.extend(prompts)
-        batched = getattr(self._backend, "stream_batch", None)
-        if batched is not None:
-            yield from batched(prompts, options, parallel=parallel)
+        if isinstance(self._backend, BatchStreaming):
+            yield from self._backend.stream_batch(prompts, options, parallel=parallel)
             return
         for i, prompt in enumerate(prompts):
             for chunk in self._backend.stream(prompt, options):

@@ -6,7 +6,10 @@ import importlib
 from typing import Any
 
 from ..errors import UnknownBackendError
-from .base import Backend, Chunk, GenerationOptions, Message, Prompt, Response, Stats, collect
+from .base import (
+    Backend, BatchPlanning, BatchStreaming, ChatPrefill, ChatTemplated, Chunk, ContinuesAssistant, GenerationOptions,
+    Message, ModelFile, ModelNamed, Prompt, PromptTokens, Response, Stats, collect,
+)
 
 # name -> "module:Class"; every class has `open(model, **options)`.
 BACKENDS: dict[str, str] = {
@@ -14,6 +17,8 @@ BACKENDS: dict[str, str] = {
     "mlx": "llamarch.backends.mlx:MLXBackend",
     "openai": "llamarch.backends.openai:OpenAIBackend",
 }
+REMOTE = frozenset({"openai"})  # engines that talk to a server; the others run a local file
+LOCAL = tuple(name for name in BACKENDS if name not in REMOTE)
 
 
 def backend_class(name: str) -> Any:
@@ -30,12 +35,13 @@ REMOTE_OPTIONS = ("api_key", "base_url", "timeout", "connect_timeout", "retries"
 
 def open_backend(name: str, model: Any, **options: Any) -> Backend:
     """Load `model` on the named engine."""
-    if name != "openai":
+    if name not in REMOTE:
         options = {k: v for k, v in options.items() if k not in REMOTE_OPTIONS}
     return backend_class(name).open(model, **options)
 
 
 __all__ = [
-    "BACKENDS", "Backend", "Chunk", "GenerationOptions", "Message", "Prompt", "Response",
+    "BACKENDS", "LOCAL", "REMOTE", "Backend", "BatchPlanning", "BatchStreaming", "ChatPrefill", "ChatTemplated", "Chunk",
+    "ContinuesAssistant", "GenerationOptions", "Message", "ModelFile", "ModelNamed", "Prompt", "PromptTokens", "Response",
     "Stats", "backend_class", "collect", "open_backend",
 ]

@@ -6,6 +6,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Union, runtime_checkable
 
 Message = dict[str, str]
@@ -127,3 +128,64 @@ class Backend(Protocol):
     def detokenize(self, tokens: Sequence[int]) -> str: ...
 
     def close(self) -> None: ...
+
+
+# --- optional capabilities: an engine has them or not; callers ask with isinstance() ---------
+
+
+@runtime_checkable
+class BatchStreaming(Protocol):
+    """Decodes several sequences at once: yields (prompt index, chunk)."""
+
+    def stream_batch(self, prompts: Sequence[Prompt], options: GenerationOptions,
+                     parallel: int | None = None) -> Iterator[tuple[int, Chunk]]: ...
+
+
+@runtime_checkable
+class BatchPlanning(Protocol):
+    """Says how `stream_batch` would run a batch (sequences at once, KV cache), allocating nothing."""
+
+    def plan_batch(self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None) -> Any: ...
+
+
+@runtime_checkable
+class ChatTemplated(Protocol):
+    """Knows whether its model has a chat template; an engine without this is taken to have one."""
+
+    @property
+    def has_chat_template(self) -> bool: ...
+
+
+@runtime_checkable
+class PromptTokens(Protocol):
+    """Renders and tokenizes prompts itself, so a prompt's token count is exact."""
+
+    def prompt_tokens(self, prompt: Prompt) -> tuple[list[int], list[str]]: ...
+
+
+@runtime_checkable
+class ChatPrefill(Protocol):
+    """Evaluates the start of a conversation's next prompt ahead of time (an optimisation)."""
+
+    def prefill_chat(self, messages: Sequence[Message]) -> int: ...
+
+
+@runtime_checkable
+class ContinuesAssistant(Protocol):
+    """Can continue a final assistant message rather than open a new one."""
+
+    continues_assistant_message: bool
+
+
+@runtime_checkable
+class ModelNamed(Protocol):
+    """Knows its model's name: a catalog id, a file or directory name, a server's model id."""
+
+    model_name: str
+
+
+@runtime_checkable
+class ModelFile(Protocol):
+    """Runs a model from a local file."""
+
+    model_path: Path

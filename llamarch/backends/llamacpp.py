@@ -16,6 +16,7 @@ from ..errors import BackendError, ContextOverflowError, MissingExtraError, Mode
 from ..gguf_file import validate
 from ..hardware import cpu_flags, physical_cores
 from .base import Chunk, GenerationOptions, Message, Prompt, Stats
+from .llamacpp_private import input_ids, kv_cache_seq_rm, token_text, vocab_ptr
 from .textstream import StopMatcher, Utf8Stream
 
 DEFAULT_N_CTX = 4096
@@ -214,12 +215,11 @@ class LlamaCppBackend:
             return None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        model = self._llm._model
         eos, bos = self._llm.token_eos(), self._llm.token_bos()
         return Jinja2ChatFormatter(
             template=template,
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
-            bos_token=model.token_get_text(bos) if bos != -1 else "",
+            eos_token=token_text(self._llm, eos) if eos != -1 else "",
+            bos_token=token_text(self._llm, bos) if bos != -1 else "",
         )
 
     @property
@@ -273,7 +273,7 @@ class LlamaCppBackend:
         reuse = self._reused_prefix(tokens)
         if len(tokens) - reuse <= 0 or len(tokens) >= self.n_ctx:
             return 0
-        if reuse > 0 and not self._llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+        if reuse > 0 and not kv_cache_seq_rm(self._llm, -1, reuse, -1):
             return 0
         self._llm.n_tokens = reuse
         self._llm.eval(tokens[reuse:])
@@ -294,7 +294,7 @@ class LlamaCppBackend:
         n = self._llm.n_tokens
         if n == 0:
             return 0
-        cached = self._llm._input_ids[:n]
+        cached = input_ids(self._llm)[:n]
         prefix = 0
         for a, b in zip(cached, tokens):
             if a != b:
@@ -323,7 +323,7 @@ class LlamaCppBackend:
         seed = options.seed if options.seed is not None else random.randint(0, 2**31 - 1)
         self._llm.set_seed(seed)
         is_eog = self._llama_cpp.llama_vocab_is_eog
-        vocab = self._llm._model.vocab
+        vocab = vocab_ptr(self._llm)
         to_piece = self._piece
         utf8, stops = Utf8Stream(), StopMatcher([*options.stop, *format_stops])
 
@@ -421,7 +421,7 @@ class LlamaCppBackend:
             import ctypes
 
             buf = ctypes.create_string_buffer(256)
-            n = self._llama_cpp.llama_token_to_piece(self._llm._model.vocab, token, buf, 256, 0, False)
+            n = self._llama_cpp.llama_token_to_piece(vocab_ptr(self._llm), token, buf, 256, 0, False)
             piece = self._pieces[token] = buf.raw[: max(n, 0)]
         return piece
 

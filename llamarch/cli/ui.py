@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from ..backends import BACKENDS
+
 MODEL_HELP = ("Catalog id, path to a .gguf file, or openai:NAME@URL for a model on an OpenAI-compatible server "
               "(env LLAMARCH_MODEL; default qwen2.5-coder-0.5b).")
 
@@ -53,7 +55,7 @@ def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]
         yield advance
 
 
-BACKEND_CHOICE = click.Choice(["llamacpp", "mlx", "openai"])
+BACKEND_CHOICE = click.Choice(list(BACKENDS))
 
 
 def _engine_option_list(remote_key: bool) -> list[Callable[..., Any]]:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..backends import ContinuesAssistant
 from ..errors import LlamarchError, MissingExtraError
 from .extract import complete_solution, extract_code
 from .sandbox import ExecResult, Limits, isolation_report, run_program
@@ -83,7 +84,7 @@ def build_request(llm: Any, problem: Problem, prefill: bool) -> Any:
 
 def can_prefill(llm: Any) -> bool:
     """Whether the engine continues a final assistant message (else the model opens its own fence)."""
-    return bool(getattr(llm.backend, "continues_assistant_message", False))
+    return isinstance(llm.backend, ContinuesAssistant) and bool(llm.backend.continues_assistant_message)
 
 
 def program_for(problem: Problem, solution: str) -> str:

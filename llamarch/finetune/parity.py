@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..backends.llamacpp_private import logits_ith, vocab_ptr
+
 PARITY_TEXTS = (
     "Hello world!",
     "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
@@ -66,7 +68,7 @@ def llamacpp_logits(backend: Any, ids: Sequence[int]) -> Any:
     llm = backend._llm
     llm.reset()
     llm.eval(list(ids))
-    ptr = llm._ctx.get_logits_ith(-1)
+    ptr = logits_ith(llm, -1)
     return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(llm.n_vocab(),)).copy()
 
 
@@ -78,7 +80,7 @@ def llamacpp_greedy(backend: Any, ids: Sequence[int], n: int) -> list[int]:
     try:
         for token in gen:
             out.append(int(token))
-            if len(out) >= n or backend._llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+            if len(out) >= n or backend._llama_cpp.llama_vocab_is_eog(vocab_ptr(llm), token):
                 break
     finally:
         gen.close()

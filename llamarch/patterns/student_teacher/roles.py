@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ...backends import Chunk, Message, Prompt, Response
+from ...backends import Chunk, Message, ModelFile, Prompt, Response
 from ...llm import LLM
 from .rubric import DEFAULT_EVALUATION_PROMPT, Rubric, fill
 from .verdict import SCORE_SCHEMA, VERDICT_SCHEMA, Verdict, parse_verdict
@@ -42,10 +42,9 @@ def model_spec(llm: LLM) -> str:
     """What reopens this model: its catalog id, else its file, else the spec it was opened with."""
     from ...catalog import load_catalog
 
-    path = getattr(llm.backend, "model_path", None)
-    if llm.model_id in load_catalog() or path is None:
+    if llm.model_id in load_catalog() or not isinstance(llm.backend, ModelFile):
         return llm.model_id
-    return str(path)
+    return str(llm.backend.model_path)
 
 
 def completed(stream: Iterable[tuple[int, Chunk]]) -> Iterator[tuple[int, Response]]:
