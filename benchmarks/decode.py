@@ -95,7 +95,7 @@ def main() -> None:
 
     def run_ours() -> dict[str, float]:
         ours.backend.reset_cache()
-        chunks = ours.stream(prompt, max_tokens=args.gen_tokens, temperature=0.0)
+        chunks = ours.stream(prompt, raw=True, max_tokens=args.gen_tokens, temperature=0.0)
         return timed((c.text for c in chunks if c.text), n_prompt)
 
     run_plain(), run_ours()  # warm-up

@@ -33,6 +33,9 @@ class LLM:
 
     Options given here are the engine's (n_ctx, n_threads, n_gpu_layers, lora_path, ...);
     options given to a call are generation options (max_tokens, temperature, stop, ...).
+    A string prompt means one user message, through the chat template, in every method
+    (`generate`, `stream`, `respond`, the batch methods), unless `raw=True`: then it is
+    completed as plain text. A list of messages always goes through the template.
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, backend: str | None = None, **backend_options: Any):
@@ -50,14 +53,18 @@ class LLM:
 
     # --- generation -----------------------------------------------------------------
 
-    def stream(self, prompt: Prompt, **options: Any) -> Iterator[Chunk]:
+    def stream(self, prompt: Prompt, *, raw: bool = False, **options: Any) -> Iterator[Chunk]:
         """Yield the reply chunk by chunk; the last chunk carries `stats`."""
         opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
-        return self.backend.stream(prompt, opts)
+        return self.backend.stream(self.prompt_for(prompt, raw), opts)
 
-    def respond(self, prompt: Prompt, **options: Any) -> Response:
+    def respond(self, prompt: Prompt, *, raw: bool = False, **options: Any) -> Response:
         """The whole reply with its stats."""
-        return collect(self.stream(prompt, **options))
+        return collect(self.stream(prompt, raw=raw, **options))
+
+    def prompt_for(self, prompt: Prompt, raw: bool = False, system: str | None = None) -> Prompt:
+        """What the engine is given: a string through `messages_for` unless `raw`; messages as they are."""
+        return self.messages_for(prompt, system) if isinstance(prompt, str) and not raw else prompt
 
     def messages_for(self, prompt: str, system: str | None = None) -> Prompt:
         """What `generate` sends: chat messages, or plain text for models without a chat template."""
@@ -68,40 +75,44 @@ class LLM:
 
     def generate(self, prompt: str, *, system: str | None = None, raw: bool = False, **options: Any) -> str:
         """Answer `prompt` (through the chat template unless `raw` or the model has none)."""
-        return self.respond(prompt if raw else self.messages_for(prompt, system), **options).text
+        return self.respond(self.prompt_for(prompt, raw, system), raw=True, **options).text
 
     def chat(self, messages: Sequence[Message], **options: Any) -> str:
         return self.respond(list(messages), **options).text
 
     # --- batches --------------------------------------------------------------------
 
-    def stream_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, **options: Any) -> Iterator[tuple[int, Chunk]]:
+    def stream_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False,
+                     **options: Any) -> Iterator[tuple[int, Chunk]]:
         """Replies to many prompts: yields (index, chunk); each index's last chunk has stats.
 
         Engines that decode several sequences at once (`stream_batch` on the backend) are
         given `parallel`; the others answer the prompts one after another.
         """
         opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
+        prompts = [self.prompt_for(p, raw) for p in prompts]
         if isinstance(self.backend, BatchStreaming):
-            yield from self.backend.stream_batch(list(prompts), opts, parallel=parallel)
+            yield from self.backend.stream_batch(prompts, opts, parallel=parallel)
             return
         for i, prompt in enumerate(prompts):
             for chunk in self.backend.stream(prompt, opts):
                 yield i, chunk
 
-    def plan_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, **options: Any) -> Any:
+    def plan_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False,
+                   **options: Any) -> Any:
         """How `stream_batch` would run these prompts (sequences at once, KV cache bytes), or
         None for engines that do not plan; nothing is allocated. `plan.summary()` is one line."""
         opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
         if not isinstance(self.backend, BatchPlanning):
             return None
-        return self.backend.plan_batch(list(prompts), opts, parallel=parallel)
+        return self.backend.plan_batch([self.prompt_for(p, raw) for p in prompts], opts, parallel=parallel)
 
-    def generate_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, **options: Any) -> list[Response]:
+    def generate_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False,
+                       **options: Any) -> list[Response]:
         """Whole replies to many prompts, in input order."""
         texts: dict[int, list[str]] = {i: [] for i in range(len(prompts))}
         stats: dict[int, Any] = {}
-        for i, chunk in self.stream_batch(prompts, parallel=parallel, **options):
+        for i, chunk in self.stream_batch(prompts, parallel=parallel, raw=raw, **options):
             texts[i].append(chunk.text)
             if chunk.stats is not None:
                 stats[i] = chunk.stats

@@ -10,6 +10,7 @@ import pytest
 
 from llamarch.backends.base import GenerationOptions
 from llamarch.backends.llamacpp_batch import common_prefix
+from llamarch.backends.llamacpp_private import context_ptr
 from llamarch.errors import ContextOverflowError
 from llamarch.store import Store, result_key
 
@@ -49,7 +50,7 @@ def divergence_margin(llm, prompt, reference: list[int], other: list[int]) -> tu
     native = backend._llm
     native.reset()
     native.eval(tokens + reference[:k])
-    logits = np.ctypeslib.as_array(backend._llama_cpp.llama_get_logits_ith(native._ctx.ctx, -1),
+    logits = np.ctypeslib.as_array(backend._llama_cpp.llama_get_logits_ith(context_ptr(native), -1),
                                    shape=(native.n_vocab(),))
     top2 = np.sort(logits)[-2:]
     native.reset()
@@ -265,12 +266,12 @@ def test_ctrl_c_during_a_batch_marks_unfinished_and_keeps_finished(smollm):
 
 def test_prompt_too_long_names_the_prompt(smollm):
     with pytest.raises(ContextOverflowError, match="prompt 1:"):
-        list(smollm.stream_batch(["hi", "word " * 3000], max_tokens=8))
+        list(smollm.stream_batch(["hi", "word " * 3000], raw=True, max_tokens=8))
 
 
 def test_plan_is_reported_and_fits(smollm):
-    planned = smollm.plan_batch(["1, 2, 3,", "a, b, c,"], parallel=8, max_tokens=4)
-    smollm.generate_batch(["1, 2, 3,", "a, b, c,"], parallel=8, temperature=0, max_tokens=4)
+    planned = smollm.plan_batch(["1, 2, 3,", "a, b, c,"], parallel=8, raw=True, max_tokens=4)
+    smollm.generate_batch(["1, 2, 3,", "a, b, c,"], parallel=8, raw=True, temperature=0, max_tokens=4)
     plan = smollm.backend.last_plan
     assert (planned.n_parallel, planned.n_ctx_seq, planned.kv_bytes) == (plan.n_parallel, plan.n_ctx_seq, plan.kv_bytes)
     assert plan.n_parallel == 2  # never more sequences than prompts
@@ -297,7 +298,7 @@ def test_empty_prompt_is_refused(smollm):
     from llamarch.errors import LlamarchError
 
     with pytest.raises(LlamarchError, match="prompt 0 is empty"):
-        list(smollm.stream_batch([""], max_tokens=4))
+        list(smollm.stream_batch([""], raw=True, max_tokens=4))
 
 
 def test_batches_apply_the_lora_adapter(smollm, smollm_path, tmp_path):

@@ -71,7 +71,7 @@ def test_mlx_backend_streams_with_stats(smollm_mlx_dir):
         assert stats.prompt_tps > 0 and stats.decode_tps > 0 and stats.ttft_s <= stats.total_s
         again = llm.respond([{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=24)
         assert again.text == text and again.stats.cached_tokens > 0  # the prompt came from the KV cache
-        short = llm.respond("Count: 1, 2, 3,", temperature=0, max_tokens=5)
+        short = llm.respond("Count: 1, 2, 3,", raw=True, temperature=0, max_tokens=5)
         assert short.stats.finish_reason == "length" and short.stats.completion_tokens == 5
         stopped = llm.respond([{"role": "user", "content": "Count from 1 to 10, separated by commas."}],
                               temperature=0, max_tokens=40, stop=["5"])

@@ -253,4 +253,4 @@ def test_fine_tune_api_trains_exports_and_runs_on_llamacpp(tmp_path):
     assert tuned.adapter_dir.parent.name == "adapters" and tuned.gguf_path.suffix == ".gguf"
     with LLM(str(path), lora_path=str(tuned.gguf_path), n_ctx=128) as llm:
         assert llm.backend.lora_path == tuned.gguf_path
-        assert llm.respond("the", temperature=0, max_tokens=2).stats.finish_reason in ("stop", "length")
+        assert llm.respond("the", raw=True, temperature=0, max_tokens=2).stats.finish_reason in ("stop", "length")

@@ -20,7 +20,7 @@ def test_engine_context_is_the_planned_size(smollm_path):
     from llamarch import LLM
 
     with LLM("smollm2-135m", n_ctx=1024) as llm:
-        llm.generate_batch(["1, 2, 3,", "a, b, c,", "x"], parallel=3, temperature=0, max_tokens=4)
+        llm.generate_batch(["1, 2, 3,", "a, b, c,", "x"], parallel=3, raw=True, temperature=0, max_tokens=4)
         engine, plan = llm.backend._batch_engine, llm.backend.last_plan
         assert (engine.n_parallel, engine.n_ctx_seq) == (plan.n_parallel, plan.n_ctx_seq) == (3, 256)
         assert llm.backend._llama_cpp.llama_n_ctx(engine.ctx) == 3 * 256

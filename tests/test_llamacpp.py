@@ -13,9 +13,9 @@ GREEDY = dict(temperature=0, max_tokens=40)
 
 def test_greedy_output_is_deterministic(smollm):
     prompt = "Once upon a time, in a small village,"
-    first = smollm.respond(prompt, **GREEDY).text
-    smollm.respond("Something else entirely, to disturb the KV cache.", **GREEDY)
-    assert smollm.respond(prompt, **GREEDY).text == first
+    first = smollm.respond(prompt, raw=True, **GREEDY).text
+    smollm.respond("Something else entirely, to disturb the KV cache.", raw=True, **GREEDY)
+    assert smollm.respond(prompt, raw=True, **GREEDY).text == first
     assert len(first) > 20
 
 
@@ -37,9 +37,9 @@ def test_streamed_text_equals_non_streamed(qwen05):
 
 def test_stop_strings_are_honoured(smollm):
     prompt = "Count: 1, 2, 3, 4,"
-    full = smollm.respond(prompt, temperature=0, max_tokens=30).text
+    full = smollm.respond(prompt, raw=True, temperature=0, max_tokens=30).text
     assert " 7" in full, full
-    cut = smollm.respond(prompt, temperature=0, max_tokens=30, stop=[" 7"])
+    cut = smollm.respond(prompt, raw=True, temperature=0, max_tokens=30, stop=[" 7"])
     assert cut.text == full[: full.index(" 7")]
     assert cut.stats.finish_reason == "stop"
 
@@ -53,7 +53,7 @@ def test_stats_are_present_and_positive(qwen05):
 
 
 def test_max_tokens_gives_length(smollm):
-    r = smollm.respond("The history of Rome is", temperature=0, max_tokens=7)
+    r = smollm.respond("The history of Rome is", raw=True, temperature=0, max_tokens=7)
     assert r.stats.completion_tokens == 7 and r.stats.finish_reason == "length"
 
 
@@ -87,7 +87,7 @@ def test_context_overflow_names_both_numbers(smollm_path):
 def test_cancel_event_stops_the_reply(smollm):
     cancel = threading.Event()
     chunks = []
-    for chunk in smollm.stream("A very long essay about the sea:", temperature=0, max_tokens=200, cancel=cancel):
+    for chunk in smollm.stream("A very long essay about the sea:", raw=True, temperature=0, max_tokens=200, cancel=cancel):
         chunks.append(chunk)
         if len(chunks) == 3:
             cancel.set()

@@ -80,8 +80,8 @@ def test_streamed_reply_equals_whole_reply_and_the_local_engine(remote: LLM, loc
     assert streamed.stats.ttft_s > 0 and streamed.stats.total_s >= streamed.stats.ttft_s
 
     prompt = "The capital of France is"
-    text = remote.respond(prompt, max_tokens=12, **GREEDY).text
-    assert text == local.respond(prompt, max_tokens=12, **GREEDY).text
+    text = remote.respond(prompt, raw=True, max_tokens=12, **GREEDY).text
+    assert text == local.respond(prompt, raw=True, max_tokens=12, **GREEDY).text
 
 
 def test_usage_gives_token_counts(remote: LLM, local: LLM, server):
@@ -119,7 +119,7 @@ def test_twenty_concurrent_requests_all_answered_correctly(remote: LLM):
 
 
 def test_stop_strings_and_cancel(remote: LLM):
-    reply = remote.respond("Count: 1, 2, 3, 4, 5, 6,", max_tokens=30, stop=[" 9"], **GREEDY)
+    reply = remote.respond("Count: 1, 2, 3, 4, 5, 6,", raw=True, max_tokens=30, stop=[" 9"], **GREEDY)
     assert " 9" not in reply.text and reply.stats.finish_reason == "stop"
     cancel = threading.Event()
     options = GenerationOptions(max_tokens=200, cancel=cancel, **GREEDY)
@@ -151,13 +151,13 @@ def test_prompt_over_the_context_is_a_clear_error(remote: LLM, server):
     too_long = "hello " * 1100
     if server.kind == "llamarch-serve":
         with pytest.raises(ContextOverflowError, match="1101 tokens.*context window is 1024"):
-            remote.respond(too_long, max_tokens=4)
+            remote.respond(too_long, raw=True, max_tokens=4)
     else:  # llama-cpp-python ends such a stream silently; its non-streamed answer is a 400
         with pytest.raises(StreamCutError, match="without sending anything"):
-            remote.respond(too_long, max_tokens=4)
+            remote.respond(too_long, raw=True, max_tokens=4)
     status, _, body = post(server.url + "/completions", {"prompt": too_long, "max_tokens": 4}, server.api_key)
     assert status == 400 and json.loads(body)["error"]["code"] == "context_length_exceeded"
-    assert remote.respond("Hi", max_tokens=2).stats.completion_tokens == 2  # still serving
+    assert remote.respond("Hi", raw=True, max_tokens=2).stats.completion_tokens == 2  # still serving
 
 
 @pytest.mark.parametrize("kind", ["llamarch-serve", "llama-cpp-server"])
@@ -179,7 +179,7 @@ def test_server_killed_mid_stream_is_an_error_not_a_short_reply(kind: str, smoll
                     srv.proc.wait(timeout=30)
         assert received
         with pytest.raises(BackendError, match="connection refused"):
-            remote.respond("hi", max_tokens=2)
+            remote.respond("hi", raw=True, max_tokens=2)
     finally:
         srv.stop()
 
@@ -191,7 +191,7 @@ def test_reply_interrupted_by_the_server_is_an_error(smollm_path: Path, tmp_path
     srv = start_llama_cpp_server(smollm_path, tmp_path, interrupt=True)
     try:
         remote = LLM(f"openai:@{srv.url}")
-        other = threading.Thread(target=lambda: remote.respond("Hi", max_tokens=2))
+        other = threading.Thread(target=lambda: remote.respond("Hi", raw=True, max_tokens=2))
         with pytest.raises(StreamCutError, match="without finishing the reply"):
             for chunk in remote.stream(chat("Count from 1 to 500, separated by commas."), max_tokens=600, **GREEDY):
                 assert chunk.stats is None

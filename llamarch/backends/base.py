@@ -13,7 +13,8 @@ Message = dict[str, str]
 """A chat message: {"role": "system" | "user" | "assistant", "content": str}."""
 
 Prompt = Union[str, Sequence[Message]]
-"""A plain string is completed as text; a list of messages goes through the chat template."""
+"""To an engine, a plain string is completed as text and a list of messages goes through the
+chat template. (`LLM` methods take a string as one user message unless `raw=True`.)"""
 
 FINISH_REASONS = ("stop", "length", "cancelled")
 

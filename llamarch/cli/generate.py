@@ -35,7 +35,7 @@ def generate(prompt: str | None, model: str | None, backend: str | None, system:
         prompt = sys.stdin.read()
     with LLM(model, backend=backend, **engine_options(**engine)) as llm:
         request = prompt if raw else llm.messages_for(prompt, system)
-        chunks = llm.stream(request, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+        chunks = llm.stream(request, raw=raw, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                             top_k=top_k, seed=seed, stop=list(stop))
         parts, stats = [], None
         for chunk in chunks:
