@@ -18,7 +18,8 @@ MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 
-# (elements per block, bytes per block) for each ggml tensor type id (ggml.h).
+# (elements per block, bytes per block) for each ggml tensor type id (ggml.h); tests compare
+# it with the gguf package's GGML_QUANT_SIZES and with llama.cpp's own ggml.
 GGML_TYPE_SIZES: dict[int, tuple[int, int]] = {
     0: (1, 4),  # F32
     1: (1, 2),  # F16
@@ -52,6 +53,9 @@ GGML_TYPE_SIZES: dict[int, tuple[int, int]] = {
     34: (256, 54),  # TQ1_0
     35: (256, 66),  # TQ2_0
     39: (32, 17),  # MXFP4
+    40: (64, 36),  # NVFP4
+    41: (128, 18),  # Q1_0
+    42: (64, 18),  # Q2_0
 }
 
 # Metadata value types.
