@@ -23,6 +23,7 @@ from .errors import LlamarchError, ModelFileError
 from .identity import SOURCE_FILE, BaseIdentity, base_identity, gguf_hparams
 
 CONVERTER_VERSION = 1
+MLX_SNAPSHOT_FILES = ["*.json", "model*.safetensors"]  # config, tokenizer, weights
 
 # GGUF tensor name (after `blk.N.`) -> Hugging Face name (after `model.layers.N.`).
 BLOCK_TENSORS = {
@@ -252,7 +253,9 @@ def hub_mlx_snapshot(model: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(entry.mlx_repo, local_files_only=True))
+        # Only what MLX loads: huggingface_hub 2.x refuses a cached snapshot that lacks any file matched
+        # (the whole repo by default), and the MLX files are all that `models pull` or mlx-lm fetch.
+        return Path(snapshot_download(entry.mlx_repo, local_files_only=True, allow_patterns=MLX_SNAPSHOT_FILES))
     except Exception:  # not cached (or no hub library): the GGUF route is the answer
         return None
 
