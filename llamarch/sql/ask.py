@@ -2,8 +2,10 @@
 
 The prompt is `llamarch.sql.prompt`'s, the one `distill --check sql` trains the student
 with and `eval sql` measures, so a distilled adapter sees exactly what it learned from.
-A query that fails is retried once, the model given SQLite's error (`repair_messages`);
-a query the guard refuses (a write) is not retried: the refusal is the answer.
+A query that fails is retried once, the model given SQLite's error (`repair_messages`) and
+what the schema says about it (`schema.error_hint`); a query the guard refuses (a write) is
+not retried: the refusal is the answer. See `Asker.ask` for how the retry avoids running the
+very query that failed again.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from typing import Any
 from ..errors import LlamarchError
 from .extract import extract_sql
 from .guard import DEFAULT_TIME_BUDGET_S, QueryFailed, QueryResult, open_readonly, run_query
-from .prompt import as_answer, repair_messages, sql_messages
-from .schema import describe
+from .prompt import as_answer, normalize_sql, repair_messages, sql_messages
+from .schema import Table, describe, error_hint, read_tables
 
 DEFAULT_ROWS = 50
 DEFAULT_MAX_TOKENS = 256
 STUDENT_SCHEMA = "compact"  # the student's schema style in `distill --check sql`
 REFUSED = "not allowed"  # how the guard's refusals begin
+RESAMPLES = 2  # replies sampled more when the retry repeats the failed query
+RESAMPLE_TEMPERATURE = 0.7
+RESAMPLE_SEED = 0  # their seed when the user gave none: a question is answered the same way each time
+SAME_QUERY = "the same query as the one that failed (not run again)"
 _WRITE_START = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|DROP|CREATE|ALTER|ATTACH|DETACH|VACUUM|PRAGMA|"
                           r"REINDEX|ANALYZE|BEGIN|COMMIT)\b", re.IGNORECASE | re.MULTILINE)
 
@@ -137,6 +143,31 @@ def write_statement(reply: str) -> str | None:
     return text.split(";")[0].strip() or None
 
 
+_STRING_LITERAL = re.compile(r"('(?:[^']|'')*')")
+
+
+def query_key(sql: str) -> str:
+    """A query as compared for sameness: no trailing semicolon, no comments, whitespace collapsed,
+    no spaces around punctuation, and keywords and names lower-cased (SQLite's are
+    case-insensitive); string literals are kept as written ('Rome' is not 'rome')."""
+    parts = _STRING_LITERAL.split(normalize_sql(sql))
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # a literal
+            out.append(part)
+            continue
+        part = re.sub(r"--[^\n]*|/\*.*?\*/", " ", part, flags=re.DOTALL)
+        flat = re.sub(r"\s+", " ", part.lower())
+        out.append(re.sub(r"\s*([(),=<>!+*/%|-])\s*", r"\1", flat))
+    return "".join(out).strip()
+
+
+def same_query(a: str | None, b: str | None) -> bool:
+    """True when two queries are the same once normalized (`query_key`), so that running the
+    second would only fail the way the first did."""
+    return a is not None and b is not None and query_key(a) == query_key(b)
+
+
 Generate = Callable[[list[Any]], tuple[str, dict[str, Any] | None]]
 
 
@@ -153,13 +184,16 @@ class Asker:
         self.max_rows = max_rows
         self.time_budget_s = time_budget_s
         self.options = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+        self._tables: list[Table] | None = None
 
-    def generate(self, messages: list[Any], cancel: threading.Event | None = None) -> tuple[str, dict[str, Any] | None]:
-        """The model's reply to `messages` and its stats (greedy at temperature 0)."""
+    def generate(self, messages: list[Any], cancel: threading.Event | None = None,
+                 **overrides: Any) -> tuple[str, dict[str, Any] | None]:
+        """The model's reply to `messages` and its stats (greedy at temperature 0);
+        `overrides` (temperature, seed) replace the Asker's options for this reply."""
         from ..backends import GenerationOptions
         from ..evals.sql import STOPS
 
-        options = GenerationOptions.from_kwargs(**self.options, stop=list(STOPS), cancel=cancel)
+        options = GenerationOptions.from_kwargs(**{**self.options, **overrides}, stop=list(STOPS), cancel=cancel)
         parts: list[str] = []
         stats = None
         for chunk in self.llm.stream(messages, options=options):
@@ -170,20 +204,50 @@ class Asker:
     def run(self, sql: str) -> QueryResult:
         return run_query(self.conn, sql, time_budget_s=self.time_budget_s, max_rows=self.max_rows)
 
+    def hint(self, reason: str, sql: str) -> str | None:
+        """What the schema says about a failed query (`schema.error_hint`), the tables read once."""
+        if self._tables is None:
+            try:
+                self._tables = read_tables(self.conn)
+            except LlamarchError:
+                self._tables = []
+        return error_hint(self._tables, reason, sql)
+
+    def _resample_options(self, n: int) -> dict[str, Any]:
+        """The options of the n-th (1, 2, ...) reply sampled when the retry repeated the failed query."""
+        seed = self.options["seed"] if self.options["seed"] is not None else RESAMPLE_SEED
+        return {"temperature": max(RESAMPLE_TEMPERATURE, self.options["temperature"] or 0.0), "seed": seed + n}
+
     def ask(self, question: str, *, first_reply: str | None = None,
             cancel: threading.Event | None = None) -> Answer:
         """Answer one question. `first_reply` stands in for the model's first reply (a hook
-        for tests and scripts: the retry, if its query fails, is the model's own)."""
+        for tests and scripts: the retry, if its query fails, is the model's own).
+
+        A query that fails gets one retry: the model is shown SQLite's error and, when the
+        error names a column or table, what the schema has instead (`schema.error_hint`:
+        "T2 is Album, which has no column Name. The tables with a column Name: Artist,
+        Track."). The retry runs at most one more query. A greedy model often writes the
+        failed query again word for word; running it would only fail again, so a retry
+        whose query is the same once normalized (`same_query`) is not run: up to RESAMPLES
+        (2) more replies are sampled at temperature 0.7 (seeded: --seed, else 0, so a
+        question is answered the same way each time), and the first that differs runs.
+        Each reply is an `Attempt`; one repeated every time fails the question with one line.
+        """
         if not question or not question.strip():
             raise EmptyQuestion()
         t0 = time.perf_counter()
         answer = Answer(question.strip())
         messages = sql_messages(answer.question, self.schema)
-        for attempt in range(2):
-            if attempt == 0 and first_reply is not None:
+        failed: Attempt | None = None  # the first query, once it has failed
+        replies = 0  # replies to the repair request
+        while True:
+            if failed is None and first_reply is not None:
                 reply, stats = first_reply, None
-            else:
+            elif failed is None:
                 reply, stats = self.generate(messages, cancel)
+            else:
+                reply, stats = self.generate(messages, cancel, **(self._resample_options(replies) if replies else {}))
+                replies += 1
             if stats is not None and stats.get("finish_reason") == "cancelled":
                 answer.attempts.append(Attempt(reply, None, "cancelled", stats))
                 answer.cancelled, answer.error = True, "cancelled"
@@ -196,6 +260,13 @@ class Asker:
                 answer.no_sql = True
                 answer.error = f"the model wrote no SQL query (it replied: {one_line(reply, 100) or 'nothing'})"
                 break
+            if failed is not None and same_query(sql, failed.sql):
+                step.error = SAME_QUERY
+                if replies <= RESAMPLES:
+                    continue
+                answer.error = (f"the query failed twice (the model wrote the same query again, {replies} times); "
+                                f"SQLite said: {failed.error} (the model's query: {one_line(sql, 100)})")
+                break
             try:
                 answer.result = self.run(sql)
                 answer.error = None
@@ -206,12 +277,13 @@ class Asker:
                 answer.refused = True
                 answer.error = f"refused by the read-only guard: {reason} (the model wrote: {one_line(sql, 100)})"
                 break
-            if attempt == 0:
-                messages = repair_messages(messages, as_answer(sql), reason)
+            if failed is None:
+                failed = step
+                messages = repair_messages(messages, as_answer(sql), reason, hint=self.hint(reason, sql))
             else:
-                again = " (the model wrote the same query again)" if sql == answer.attempts[0].sql else ""
-                answer.error = (f"the query failed twice{again}; SQLite said: {reason} "
+                answer.error = (f"the query failed twice; SQLite said: {reason} "
                                 f"(the model's query: {one_line(sql, 100)})")
+                break
         answer.seconds = time.perf_counter() - t0
         return answer
 

@@ -26,10 +26,15 @@ def sql_messages(question: str, schema: str) -> list[Message]:
             {"role": "user", "content": f"{context}{INSTRUCTION}\n\nQuestion: {question.strip()}"}]
 
 
-def repair_messages(messages: list[Message], reply: str, reason: str) -> list[Message]:
-    """`messages` continued with a failed reply and the checker's reason, asking for a fix."""
+def repair_messages(messages: list[Message], reply: str, reason: str, *, hint: str | None = None) -> list[Message]:
+    """`messages` continued with a failed reply and the checker's reason, asking for a fix.
+
+    `hint` (`schema.error_hint`: which tables do have the column SQLite did not find, ...)
+    follows the reason; without it the request is the same text as ever.
+    """
+    why = f"{reason}\n{hint.strip()}" if hint and hint.strip() else reason
     return [*messages, {"role": "assistant", "content": reply},
-            {"role": "user", "content": REPAIR.format(reason=reason)}]
+            {"role": "user", "content": REPAIR.format(reason=why)}]
 
 
 def as_answer(sql: str) -> str:

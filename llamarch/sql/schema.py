@@ -193,3 +193,83 @@ def describe(conn: sqlite3.Connection, *, style: str = "compact", sample_rows: i
     if notes and notes.strip():
         parts.append("Notes:\n" + notes.strip())
     return "\n\n".join(p for p in parts if p)
+
+
+# --- what the schema says about a failed query (for the repair prompt) --------------------------
+
+_NO_COLUMN = re.compile(r"no such column: (?:(?P<qual>[^\s.]+)\.)?(?P<col>[^\s.]+)$")
+_AMBIGUOUS = re.compile(r"ambiguous column name: (?:(?P<qual>[^\s.]+)\.)?(?P<col>[^\s.]+)$")
+_NO_TABLE = re.compile(r"no such table: (?:main\.)?(?P<table>\S+)$")
+_IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][A-Za-z0-9_$]*)'
+_ALIASED = re.compile(rf"(?:\bFROM|\bJOIN|,)\s*(?P<table>{_IDENT})(?:\s+AS)?\s+(?P<alias>{_IDENT})", re.IGNORECASE)
+_HINT_NAMES = 12  # at most this many tables or columns named in a hint
+
+
+def _unquote(name: str) -> str:
+    if len(name) > 1 and name[0] + name[-1] in ('""', "``", "[]"):
+        return name[1:-1].replace('""', '"') if name[0] == '"' else name[1:-1]
+    return name
+
+
+def query_aliases(sql: str) -> dict[str, str]:
+    """The tables a query names after FROM, JOIN or a comma, by their alias (lower-cased)."""
+    found = {}
+    for m in _ALIASED.finditer(sql or ""):
+        table, alias = _unquote(m.group("table")), _unquote(m.group("alias"))
+        if alias.upper() not in {"ON", "WHERE", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "NATURAL", "FULL",
+                                 "GROUP", "ORDER", "LIMIT", "USING", "UNION", "EXCEPT", "INTERSECT", "HAVING",
+                                 "WINDOW", "OUTER", "SELECT", "VALUES"}:
+            found[alias.lower()] = table
+    return found
+
+
+def _names(names: list[str]) -> str:
+    shown = names[:_HINT_NAMES]
+    return ", ".join(shown) + (f" and {len(names) - len(shown)} more" if len(names) > len(shown) else "")
+
+
+def error_hint(tables: list[Table], reason: str, sql: str | None = None) -> str | None:
+    """One or two sentences from the schema about what SQLite's error says is missing, for the
+    repair prompt: for `no such column: T2.Name`, which table T2 is and which tables do have a
+    column Name (or, when none has it, the columns whose names are close); for `no such table`,
+    the tables whose names are close (else all of them); for an ambiguous column, the tables
+    that have it. None for any other error (a syntax error, a time-out, ...): nothing to add."""
+    import difflib
+
+    by_name = {t.name.lower(): t for t in tables}
+    reason = " ".join((reason or "").split())
+    if m := _NO_COLUMN.match(reason) or _AMBIGUOUS.match(reason):
+        qual, col = (_unquote(m.group("qual")) if m.group("qual") else None), _unquote(m.group("col"))
+        having = [t.name for t in tables if any(c.name.lower() == col.lower() for c in t.columns)]
+        if reason.startswith("ambiguous"):
+            if not having:
+                return None
+            return (f"{col} is a column of {_names(having)}: write it with its table or alias "
+                    f"(e.g. {_display_name(having[0])}.{_display_name(col)}).")
+        parts = []
+        if qual is not None:
+            aliases = query_aliases(sql or "")
+            table = by_name.get(qual.lower()) or by_name.get(aliases.get(qual.lower(), "").lower())
+            if table is None and qual.lower() not in aliases:
+                parts.append(f"{qual} is neither a table nor an alias the query defines.")
+            elif table is None:
+                pass  # an alias of something else (a subquery, a CTE): nothing to say about it
+            elif table.name.lower() != qual.lower():
+                parts.append(f"{qual} is {table.name}, which has no column {col}.")
+            else:
+                parts.append(f"{table.name} has no column {col}.")
+        if having:
+            parts.append(f"The tables with a column {col}: {_names(having)}.")
+        else:
+            columns = {f"{t.name}.{c.name}": c.name.lower() for t in tables for c in t.columns}
+            close = difflib.get_close_matches(col.lower(), sorted(set(columns.values())), n=5, cutoff=0.6)
+            similar = [q for c in close for q, name in columns.items() if name == c]
+            parts.append(f"No table has a column {col}" + (f"; similar columns: {_names(similar)}." if similar else "."))
+        return " ".join(parts)
+    if m := _NO_TABLE.match(reason):
+        missing = _unquote(m.group("table"))
+        close = difflib.get_close_matches(missing.lower(), list(by_name), n=5, cutoff=0.6)
+        if close:
+            return f"There is no table {missing}; similar tables: {_names([by_name[c].name for c in close])}."
+        return f"There is no table {missing}; the tables are: {_names([t.name for t in tables])}."
+    return None
