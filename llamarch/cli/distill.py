@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .ui import BACKEND_CHOICE, echo_err, engine_flags, engine_options, item_progress, training_progress
+from .ui import BACKEND_CHOICE, echo_err, engine_flags, engine_options, item_progress, stopped, training_progress
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -134,8 +134,7 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
     try:
         report = Distiller(config, CliProgress()).run()
     except KeyboardInterrupt:
-        echo_err(f"Stopped: finished work is saved in {out}; run the same command to resume.")
-        raise
+        stopped(f"Stopped: finished work is saved in {out}; run the same command to resume.")
     click.echo(format_report(report))
     click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json, timings.json")
 
@@ -160,8 +159,7 @@ def _distill_checked(**options: Any) -> None:
     try:
         report = VerifiedDistiller(VerifiedConfig(**options), CliProgress()).run()
     except KeyboardInterrupt:
-        echo_err(f"Stopped: finished work is saved in {out}; run the same command to resume.")
-        raise
+        stopped(f"Stopped: finished work is saved in {out}; run the same command to resume.")
     click.echo(format_report(report))
     plot = f", {PLOT_FILE}" if (out / PLOT_FILE).is_file() else ""
     click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json{plot}, timings.json")
@@ -179,8 +177,7 @@ def _distill_python(**options: Any) -> None:
     try:
         report = CodeDistiller(CodeConfig(**options), CliProgress()).run()
     except KeyboardInterrupt:
-        echo_err(f"Stopped: finished work is saved in {out}; run the same command to resume.")
-        raise
+        stopped(f"Stopped: finished work is saved in {out}; run the same command to resume.")
     click.echo(format_report(report))
     plot = f", {PLOT_FILE}" if (out / PLOT_FILE).is_file() else ""
     click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json{plot}, timings.json")

@@ -111,7 +111,7 @@ def pull(models_: tuple[str, ...], file_name: str | None, backend: str, source: 
     from ..hub import HubRef
     from ..hub_pull import pull_ref
     from ..pull import pull as pull_model
-    from .ui import byte_progress
+    from .ui import byte_progress, stopped
 
     targets = [_target(m) for m in models_]  # fail on a wrong name before downloading anything
     refs = [t for t in targets if isinstance(t, HubRef)]
@@ -133,8 +133,7 @@ def pull(models_: tuple[str, ...], file_name: str | None, backend: str, source: 
                     entry, already = target, installed_path(target) is not None and not force
                     path = pull_model(target, source=source, force=force, progress=progress)
         except KeyboardInterrupt:
-            click.echo(f"pull of {target} stopped: run the same command again to resume it", err=True)
-            raise
+            stopped(f"pull of {target} stopped: run the same command again to resume it")
         verb = "already installed" if already else "installed"
         origin = f" (from {entry.source}; run it with -m {entry.id})" if entry.source else ""
         click.echo(f"{entry.id}: {verb} at {path}{origin}", err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -154,6 +154,12 @@ def engine_options(**kwargs: Any) -> dict[str, Any]:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def stopped(message: str) -> NoReturn:
+    """After Ctrl-C: one line saying what was kept and how to go on, then exit 130."""
+    echo_err(message)
+    sys.exit(130)
 
 
 def stdout_is_terminal() -> bool:
