@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--sample-temperature", type=float, default=0.7)
+    p.add_argument("--min-votes", type=int, default=2, help="samples that must share a result for it to be accepted")
     p.add_argument("--recipe", default="corrected", choices=["corrected", "verified"])
     p.add_argument("--student-schema", default="compact", choices=["compact", "ddl", "none"])
     p.add_argument("--epochs", type=float, default=2.0)
@@ -76,7 +77,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
     config = VerifiedConfig(
         out=args.out, db=args.db, student=args.student, teacher=args.teacher, prompts=args.prompts,
         eval_questions=args.questions, synthesize=args.synthesize, samples=args.samples,
-        sample_temperature=args.sample_temperature, recipe=args.recipe, student_schema=args.student_schema,
+        sample_temperature=args.sample_temperature, min_votes=args.min_votes, recipe=args.recipe, student_schema=args.student_schema,
         eval_limit=args.eval_limit, evaluate_teacher=not args.no_teacher_eval,
         train_settings={"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                         "num_layers": args.num_layers, "max_seq_length": 512},

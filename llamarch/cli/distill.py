@@ -59,6 +59,7 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--recipe", type=click.Choice(["corrected", "verified", "judge"]), help="How training rows are made: corrected (default with --check: the student's own answer where it is verified, else the teacher's), verified (the teacher's verified answers), judge (the teacher's verdicts; the only recipe without a checker).")
 @click.option("--samples", "-k", type=click.IntRange(min=1), default=8, show_default=True, help="--check: answers the teacher samples per question, voted on by their results.")
 @click.option("--sample-temperature", type=click.FloatRange(min=0), default=0.7, show_default=True, help="--check: the temperature of the teacher's samples.")
+@click.option("--min-votes", type=click.IntRange(min=1), default=2, show_default=True, help="--check sql: how many of the K samples must share a result for it to be kept.")
 @click.option("--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees.")
 @click.option("--student-schema", type=click.Choice(["compact", "ddl", "none"]), default="compact", show_default=True, help="--check sql: the schema in the student's prompt (compact: one line per table).")
 @click.option("--no-teacher-eval", is_flag=True, help="--check: do not score the teacher on the held-out questions.")
@@ -70,7 +71,7 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
             eval_prompts: Path | None, eval_split: float, min_score: int, no_train: bool, adapter: Path | None,
             rubric: Path | None, system: str | None, max_tokens: int | None, judge_max_tokens: int, temperature: float,
             seed: int, parallel: int | None, check: str | None, db: Path | None, eval_questions: Path | None,
-            eval_limit: int | None, recipe: str | None, samples: int, sample_temperature: float,
+            eval_limit: int | None, recipe: str | None, samples: int, sample_temperature: float, min_votes: int,
             teacher_context: Path | None, student_schema: str, no_teacher_eval: bool, iters: int | None,
             train_option: tuple[str, ...], **engine: Any) -> None:
     """Distill a teacher into a student: the student answers every prompt, the teacher
@@ -106,7 +107,8 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
     if check is not None:
         _distill_checked(out=out, db=db, student=student, teacher=teacher, prompts=prompts, synthesize=synthesize,
                          eval_questions=eval_questions, eval_limit=eval_limit, recipe=recipe or "corrected",
-                         samples=samples, sample_temperature=sample_temperature, teacher_context=teacher_context,
+                         samples=samples, sample_temperature=sample_temperature, min_votes=min_votes,
+                         teacher_context=teacher_context,
                          student_schema=student_schema, evaluate_teacher=not no_teacher_eval, max_tokens=max_tokens,
                          seed=seed, parallel=parallel, train=not no_train, adapter=adapter,
                          student_backend=student_backend, teacher_backend=teacher_backend,

@@ -31,7 +31,7 @@ from ...store import Store, result_key
 from .distill import (REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, model_identity, run_adapter,
                       side_engine, write_json, write_training_files)
 from .training import chat_row
-from .vote import Vote, pick, vote
+from .vote import MIN_VOTES, Vote, pick, vote
 
 RECIPES = ("corrected", "verified")
 DEFAULT_RECIPE = "corrected"
@@ -52,6 +52,7 @@ class VerifiedConfig:
     teacher_context: Path | None = None  # the user's notes, for the teacher only
     samples: int = 8
     sample_temperature: float = 0.7
+    min_votes: int = MIN_VOTES  # a result needs at least this many of the K samples to be accepted
     recipe: str = DEFAULT_RECIPE
     student_schema: str = "compact"
     teacher_sample_rows: int = 3
@@ -131,6 +132,7 @@ class VerifiedDistiller:
             "check": "sql", "database": str(self.cfg.db), "student": self.cfg.student, "teacher": self.cfg.teacher,
             "recipe": self.cfg.recipe, "judged_by": "execution",
             "settings": {"samples": self.cfg.samples, "sample_temperature": self.cfg.sample_temperature,
+                         "min_votes": self.cfg.min_votes,
                          "student_schema": self.cfg.student_schema, "teacher_sample_rows": self.cfg.teacher_sample_rows,
                          "max_tokens": self.cfg.max_tokens, "seed": self.cfg.seed},
             "questions": {"train": len(train), "held_out": len(held), "overlap_dropped": overlap},
@@ -232,7 +234,7 @@ class VerifiedDistiller:
         for i, (q, checks) in enumerate(zip(questions, sampled)):
             if i in repaired:
                 checks = [*checks, repaired[i]]
-            outcome = vote(checks, has_reference=q.sql is not None)
+            outcome = vote(checks, has_reference=q.sql is not None, min_votes=self.cfg.min_votes)
             if not outcome.verified and i in repaired and repaired[i].executed and not repaired[i].empty \
                     and q.sql is None:
                 outcome = Vote((len(checks) - 1,), "repair", 1, 1, len(checks))
