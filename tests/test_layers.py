@@ -75,6 +75,7 @@ def imports(name: str, path: Path, modules: set[str]) -> list[tuple[str, str, in
                       for a in node.names if a.name.split(".")[0] == "llamarch"]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
+                assert node.level - 1 <= len(package), f"llamarch.{name}:{node.lineno}: relative import beyond llamarch"
                 base = package[: len(package) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             elif (node.module or "").split(".")[0] == "llamarch":
