@@ -8,10 +8,16 @@ have no slash) name a repo and, optionally, a quantization. Nothing here touches
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from .errors import LlamarchError, PullError
+
+
+def hub_offline() -> bool:
+    """Whether huggingface-hub is told to stay offline (HF_HUB_OFFLINE)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 DEFAULT_QUANT = "Q4_K_M"
 _PREFIXES = ("hf.co/", "huggingface.co/", "hf:")

@@ -21,9 +21,8 @@ from .catalog import (
 )
 from .errors import PullError
 from .gguf_file import validate
-from .hub import GGUFChoice, HubFile, HubRef, base_id, choose_gguf, unique_id
+from .hub import GGUFChoice, HubFile, HubRef, base_id, choose_gguf, hub_offline, unique_id
 from .hub_fetch import RepoListing, fetch_file, list_repo
-from .pull import hub_offline
 
 # What an MLX model directory needs: config, weights, tokenizer (no README, images, GGUF or code).
 MLX_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.tiktoken", "*.txt"]

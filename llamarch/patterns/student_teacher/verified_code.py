@@ -31,7 +31,7 @@ from .distill import REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, run
     write_training_files
 from .training import chat_row
 from .verified import PLOT_FILE, RECIPES, plot_report, spread
-from .vote import pick
+from ...evals.vote import pick
 
 HUMANEVAL = "humaneval"
 
