@@ -72,7 +72,10 @@ demo: models-demo
 		--student qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b --out $(DEMO_OUT) \
 		--train-option epochs=2 --train-option batch_size=4 --train-option max_seq_length=512
 
+# ruff's lint and format checks first: they take a second, the tests minutes.
 test: models-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
