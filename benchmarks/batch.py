@@ -80,7 +80,7 @@ def step_costs(plain, ns: list[int], depth: int = 128, steps: int = 8) -> dict[i
             lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
             for seq in range(n):
                 for start in range(0, depth, 512):
-                    decode([(t, start + j, seq) for j, t in enumerate(prompt[start:start + 512])])
+                    decode([(t, start + j, seq) for j, t in enumerate(prompt[start : start + 512])])
             times = []
             for k in range(steps + 1):
                 t0 = time.perf_counter()
@@ -121,9 +121,17 @@ def run_batched(llm, prompts, max_tokens: int, parallel: int | None) -> dict:
     replies = llm.generate_batch(prompts, parallel=parallel, max_tokens=max_tokens, temperature=0.0)
     wall = time.perf_counter() - t0
     tokens = sum(r.stats.completion_tokens for r in replies)
-    log(f"batched llamarch (parallel {llm.backend.last_plan.n_parallel}): {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s")
-    return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall, "texts": [r.text for r in replies],
-            "parallel": llm.backend.last_plan.n_parallel, "plan": llm.backend.last_plan.summary()}
+    log(
+        f"batched llamarch (parallel {llm.backend.last_plan.n_parallel}): {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s"
+    )
+    return {
+        "wall_s": wall,
+        "tokens": tokens,
+        "tok_s": tokens / wall,
+        "texts": [r.text for r in replies],
+        "parallel": llm.backend.last_plan.n_parallel,
+        "plan": llm.backend.last_plan.summary(),
+    }
 
 
 def bench_model(model: str, args: argparse.Namespace) -> dict:
@@ -136,8 +144,14 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
     threads = args.threads or physical_cores()
     prompts = code_prompts(args.prompts)
     llm = LLM(model, n_ctx=args.n_ctx, n_threads=threads)
-    plain = Llama(str(resolve(model).path), n_ctx=args.n_ctx, n_threads=threads, n_threads_batch=threads,
-                  n_gpu_layers=0 if not llm.backend.on_gpu else -1, verbose=False)
+    plain = Llama(
+        str(resolve(model).path),
+        n_ctx=args.n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_gpu_layers=0 if not llm.backend.on_gpu else -1,
+        verbose=False,
+    )
     limit = ceiling(plain)
     run_plain(plain, prompts[:2], 8), run_batched(llm, prompts[:4], 8, args.parallel)  # warm-up
 
@@ -151,17 +165,21 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
 
     seq, bat = [], []
     for i in range(args.runs):
-        order = [(seq, lambda: run_plain(plain, prompts, args.max_tokens)),
-                 (bat, lambda: run_batched(llm, prompts, args.max_tokens, args.parallel))]
+        order = [
+            (seq, lambda: run_plain(plain, prompts, args.max_tokens)),
+            (bat, lambda: run_batched(llm, prompts, args.max_tokens, args.parallel)),
+        ]
         for results, fn in order if i % 2 == 0 else order[::-1]:
             results.append(fn())
     same = [a == b for a, b in zip(seq[0]["texts"], bat[0]["texts"])]
     llm.close()
 
     def summary(results: list[dict]) -> dict:
-        return {"wall_s": round(statistics.median(r["wall_s"] for r in results), 2),
-                "tok_s": round(statistics.median(r["tok_s"] for r in results), 2),
-                "tokens": results[0]["tokens"]}
+        return {
+            "wall_s": round(statistics.median(r["wall_s"] for r in results), 2),
+            "tok_s": round(statistics.median(r["tok_s"] for r in results), 2),
+            "tokens": results[0]["tokens"],
+        }
 
     out = {
         "model": model,
@@ -193,8 +211,14 @@ def ratio_bound(prompt_tokens: int, tokens: int, limit: dict[str, float], costs:
     prompt_s = prompt_tokens / limit["prompt_tps"]
     loop_s = prompt_s + tokens / costs[1]["tok_s"] if 1 in costs else prompt_s + tokens / limit["decode_tps"]
     batch_s = prompt_s + tokens / costs[best]["tok_s"]
-    return {"prompt_tokens": prompt_tokens, "best_parallel": best, "ratio": round(loop_s / batch_s, 2),
-            "decode_only_ratio": round(costs[best]["tok_s"] / (costs[1]["tok_s"] if 1 in costs else limit["decode_tps"]), 2)}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "best_parallel": best,
+        "ratio": round(loop_s / batch_s, 2),
+        "decode_only_ratio": round(
+            costs[best]["tok_s"] / (costs[1]["tok_s"] if 1 in costs else limit["decode_tps"]), 2
+        ),
+    }
 
 
 def main() -> None:
@@ -207,9 +231,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--n-ctx", type=int, default=4096)
     ap.add_argument("--sweep", type=lambda s: [int(x) for x in s.split(",")], help="report tok/s for each N")
-    ap.add_argument("--step-costs", type=lambda s: [int(x) for x in s.split(",")],
-                    help="also time one decode step of N sequences for each N (e.g. 1,4,8,16,32) and report the best "
-                         "ratio this machine allows")
+    ap.add_argument(
+        "--step-costs",
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="also time one decode step of N sequences for each N (e.g. 1,4,8,16,32) and report the best "
+        "ratio this machine allows",
+    )
     args = ap.parse_args()
     results = [bench_model(m, args) for m in args.models.split(",")]
     print(json.dumps(results if len(results) > 1 else results[0], indent=2))

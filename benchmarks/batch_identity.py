@@ -64,13 +64,18 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
         if engine is not None:
             engine.clear()
         t0 = time.perf_counter()
-        replies[parallel] = [r.text for r in llm.generate_batch(prompts, parallel=parallel, max_tokens=args.max_tokens,
-                                                                  temperature=0.0)]
+        replies[parallel] = [
+            r.text for r in llm.generate_batch(prompts, parallel=parallel, max_tokens=args.max_tokens, temperature=0.0)
+        ]
         wall[parallel] = round(time.perf_counter() - t0, 1)
     seq, bat = replies[1], replies[args.parallel]
     out = {
-        "model": model, "prompts": len(prompts), "max_tokens": args.max_tokens, "parallel": args.parallel,
-        "repack": not args.no_repack, "wall_s": wall,
+        "model": model,
+        "prompts": len(prompts),
+        "max_tokens": args.max_tokens,
+        "parallel": args.parallel,
+        "repack": not args.no_repack,
+        "wall_s": wall,
         "llamarch_sequential_vs_batched": same(seq, bat),
         "first_differing_token": [first_difference(llm, a, b) for a, b in zip(seq, bat) if a != b],
     }
@@ -78,10 +83,16 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
     if not args.no_plain:
         from llama_cpp import Llama
 
-        plain = Llama(str(resolve(model).path), n_ctx=4096, n_threads=args.threads, n_threads_batch=args.threads,
-                      verbose=False)
-        texts = [plain.create_chat_completion(m, max_tokens=args.max_tokens, temperature=0.0, repeat_penalty=1.0)
-                 ["choices"][0]["message"]["content"] or "" for m in prompts]
+        plain = Llama(
+            str(resolve(model).path), n_ctx=4096, n_threads=args.threads, n_threads_batch=args.threads, verbose=False
+        )
+        texts = [
+            plain.create_chat_completion(m, max_tokens=args.max_tokens, temperature=0.0, repeat_penalty=1.0)["choices"][
+                0
+            ]["message"]["content"]
+            or ""
+            for m in prompts
+        ]
         out["plain_vs_llamarch_sequential"] = same(texts, seq)
         out["plain_vs_llamarch_batched"] = same(texts, bat)
     return out

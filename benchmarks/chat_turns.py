@@ -95,8 +95,7 @@ def llamarch_loop(model: str, args: argparse.Namespace) -> Callable[[], list[Tur
 def plain_loop(path: str, args: argparse.Namespace, stateless: bool) -> Callable[[], list[Turn]]:
     import llama_cpp
 
-    llama = llama_cpp.Llama(path, n_ctx=args.n_ctx, n_threads=args.threads, n_threads_batch=args.threads,
-                            verbose=False)
+    llama = llama_cpp.Llama(path, n_ctx=args.n_ctx, n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
 
     def conversation() -> list[Turn]:
         messages = [{"role": "system", "content": SYSTEM}]
@@ -106,8 +105,7 @@ def plain_loop(path: str, args: argparse.Namespace, stateless: bool) -> Callable
             if stateless:
                 llama.reset()
             first, parts = FirstToken(llama), []
-            for event in llama.create_chat_completion(messages, stream=True, temperature=0,
-                                                      max_tokens=args.max_tokens):
+            for event in llama.create_chat_completion(messages, stream=True, temperature=0, max_tokens=args.max_tokens):
                 delta = event["choices"][0]["delta"].get("content")
                 if delta:
                     first.mark()
@@ -126,8 +124,9 @@ def llama_prompt(llama: Any, messages: list[dict[str, str]]) -> bytes:
 
     template = llama.metadata["tokenizer.chat_template"]
     eos, bos = llama.token_eos(), llama.token_bos()
-    fmt = Jinja2ChatFormatter(template, eos_token=token_text(llama, eos),
-                              bos_token=token_text(llama, bos) if bos != -1 else "")
+    fmt = Jinja2ChatFormatter(
+        template, eos_token=token_text(llama, eos), bos_token=token_text(llama, bos) if bos != -1 else ""
+    )
     return fmt(messages=messages).prompt.encode()
 
 
@@ -163,22 +162,37 @@ def main() -> None:
 
     per_turn = []
     for i in range(len(QUESTIONS)):
-        per_turn.append({"turn": i + 1, **{
-            name: {
-                "prompt_tokens": int(median(name, i, "prompt_tokens")),
-                "evaluated_tokens": int(median(name, i, "evaluated_tokens")),
-                "ttft_s": round(median(name, i, "ttft_s"), 4),
+        per_turn.append(
+            {
+                "turn": i + 1,
+                **{
+                    name: {
+                        "prompt_tokens": int(median(name, i, "prompt_tokens")),
+                        "evaluated_tokens": int(median(name, i, "evaluated_tokens")),
+                        "ttft_s": round(median(name, i, "ttft_s"), 4),
+                    }
+                    for name in loops
+                },
             }
-            for name in loops
-        }})
+        )
     last = per_turn[-1]
-    print(json.dumps({
-        "benchmark": "chat_turns", "model": args.model, "threads": args.threads, "n_ctx": args.n_ctx,
-        "max_tokens": args.max_tokens, "trials": args.trials, "turns": per_turn,
-        "turn6_ttft_ratio_vs_naive": round(last["llamarch"]["ttft_s"] / last["naive"]["ttft_s"], 3),
-        "turn6_ttft_ratio_vs_stateless": round(last["llamarch"]["ttft_s"] / last["stateless"]["ttft_s"], 3),
-        "target_ratio": 0.5,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "chat_turns",
+                "model": args.model,
+                "threads": args.threads,
+                "n_ctx": args.n_ctx,
+                "max_tokens": args.max_tokens,
+                "trials": args.trials,
+                "turns": per_turn,
+                "turn6_ttft_ratio_vs_naive": round(last["llamarch"]["ttft_s"] / last["naive"]["ttft_s"], 3),
+                "turn6_ttft_ratio_vs_stateless": round(last["llamarch"]["ttft_s"] / last["stateless"]["ttft_s"], 3),
+                "target_ratio": 0.5,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,10 +8,18 @@ with a system prompt. Deterministic: the same list on every machine.
 from __future__ import annotations
 
 TASKS = [
-    "reverse the words of a sentence", "check whether a number is prime", "merge two sorted lists",
-    "return the n-th Fibonacci number", "parse one CSV line with quoted fields", "flatten a nested list",
-    "count word frequencies in a text", "binary search in a sorted list", "validate an email address",
-    "compute the median of a list", "rotate a matrix by 90 degrees", "find duplicate files by hash",
+    "reverse the words of a sentence",
+    "check whether a number is prime",
+    "merge two sorted lists",
+    "return the n-th Fibonacci number",
+    "parse one CSV line with quoted fields",
+    "flatten a nested list",
+    "count word frequencies in a text",
+    "binary search in a sorted list",
+    "validate an email address",
+    "compute the median of a list",
+    "rotate a matrix by 90 degrees",
+    "find duplicate files by hash",
 ]
 
 SNIPPET = '''def {name}(items, key=None, reverse=False):
@@ -30,7 +38,7 @@ SNIPPET = '''def {name}(items, key=None, reverse=False):
     return result
 '''
 
-LISTING_PART = '''
+LISTING_PART = """
 class {cls}:
     def __init__(self, path):
         self.path = path
@@ -55,7 +63,7 @@ class {cls}:
             else:
                 out.append(None)
         return out
-'''
+"""
 
 SYSTEM = "You are a careful senior Python reviewer. Answer concisely with code where it helps."
 
@@ -70,11 +78,21 @@ def code_prompts(n: int = 32) -> list[list[dict[str, str]]]:
             messages = [{"role": "user", "content": f"Write a Python function to {task}."}]
         elif kind == 1:
             code = SNIPPET.format(name=f"group_sorted_{i}")
-            messages = [{"role": "user", "content": f"Explain what this function does, then give one improvement:\n\n```python\n{code}```"}]
+            messages = [
+                {
+                    "role": "user",
+                    "content": f"Explain what this function does, then give one improvement:\n\n```python\n{code}```",
+                }
+            ]
         elif kind == 2:
             listing = "".join(LISTING_PART.format(cls=f"Table{i}_{j}") for j in range(1 + i % 3))
-            messages = [{"role": "user", "content": "Refactor this code to use context managers and the csv module; "
-                         f"return the full updated code.\n\n```python\n{listing}```"}]
+            messages = [
+                {
+                    "role": "user",
+                    "content": "Refactor this code to use context managers and the csv module; "
+                    f"return the full updated code.\n\n```python\n{listing}```",
+                }
+            ]
         else:
             messages = [
                 {"role": "system", "content": SYSTEM},

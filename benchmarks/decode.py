@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 
 PROMPT_SEED = (
-    "def merge_sorted(a, b):\n    \"\"\"Merge two sorted lists into one sorted list.\"\"\"\n"
+    'def merge_sorted(a, b):\n    """Merge two sorted lists into one sorted list."""\n'
     "    out, i, j = [], 0, 0\n    while i < len(a) and j < len(b):\n"
     "        if a[i] <= b[j]:\n            out.append(a[i]); i += 1\n"
     "        else:\n            out.append(b[j]); j += 1\n    return out + a[i:] + b[j:]\n\n"
@@ -82,8 +82,14 @@ def main() -> None:
     path = resolve(args.model).path
     n_ctx = args.prompt_tokens + args.gen_tokens + 64
     ours = LLM(args.model, n_ctx=n_ctx, n_threads=threads)
-    plain = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                  n_gpu_layers=ours.backend.n_gpu_layers, verbose=False)
+    plain = Llama(
+        str(path),
+        n_ctx=n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_gpu_layers=ours.backend.n_gpu_layers,
+        verbose=False,
+    )
     tokenize = lambda s: plain.tokenize(s.encode(), add_bos=True)  # noqa: E731
     prompt = build_prompt(tokenize, args.prompt_tokens)
     n_prompt = len(tokenize(prompt))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import math
 import re
 import sys
 import time
@@ -65,8 +64,12 @@ def parse_tasks(text: str) -> list[dict[str, str]]:
 
 def task_row(task: dict[str, str]) -> dict[str, str]:
     """A task as a `llamarch distill --check python` line: its only test is its docstring example."""
-    return {"task_id": f"python_tasks/{task['entry_point']}", "prompt": task["stub"], "entry_point": task["entry_point"],
-            "tests": f"assert {task['call']} == {task['result']}"}
+    return {
+        "task_id": f"python_tasks/{task['entry_point']}",
+        "prompt": task["stub"],
+        "entry_point": task["entry_point"],
+        "tests": f"assert {task['call']} == {task['result']}",
+    }
 
 
 def task_problems(tasks: Sequence[dict[str, str]]) -> list[Any]:
@@ -100,12 +103,17 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     """Word n-grams of a text, leaving out those made of numbers only (runs like 1 2 3 ... 8
     in example matrices are not shared text)."""
     tokens = words(text)
-    grams = (tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    grams = (tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return {g for g in grams if not all(t.isdigit() for t in g)}
 
 
-def overlap_report(texts: Sequence[str], names: Sequence[str], references: Sequence[str],
-                   reference_names: Sequence[str], n: int = NGRAM) -> dict[str, Any]:
+def overlap_report(
+    texts: Sequence[str],
+    names: Sequence[str],
+    references: Sequence[str],
+    reference_names: Sequence[str],
+    n: int = NGRAM,
+) -> dict[str, Any]:
     """How much a prompt set shares with reference problems.
 
     name_collisions: function names (case-insensitive) found in both. max_ngram_overlap: over
@@ -127,8 +135,11 @@ def overlap_report(texts: Sequence[str], names: Sequence[str], references: Seque
         sharing += shared_any
     collisions = sorted({a.lower() for a in names} & {b.lower() for b in reference_names})
     return {
-        "prompts": len(texts), "references": len(references), "ngram": n,
-        "name_collisions": collisions, "max_ngram_overlap": round(best, 4),
+        "prompts": len(texts),
+        "references": len(references),
+        "ngram": n,
+        "name_collisions": collisions,
+        "max_ngram_overlap": round(best, 4),
         "max_overlap_pair": None if best_pair is None else [names[best_pair[0]], reference_names[best_pair[1]]],
         "prompts_sharing_any_ngram": sharing,
     }
@@ -138,8 +149,12 @@ def check_overlap(tasks: Sequence[dict[str, str]]) -> dict[str, Any]:
     from llamarch.evals.humaneval import load_problems
 
     problems = load_problems()
-    args = ([t["stub"] for t in tasks], [t["entry_point"] for t in tasks],
-            [p.prompt for p in problems], [p.entry_point for p in problems])
+    args = (
+        [t["stub"] for t in tasks],
+        [t["entry_point"] for t in tasks],
+        [p.prompt for p in problems],
+        [p.entry_point for p in problems],
+    )
     report = overlap_report(*args)
     loose = overlap_report(*args, n=4)
     report["max_4gram_overlap"], report["max_4gram_pair"] = loose["max_ngram_overlap"], loose["max_overlap_pair"]
@@ -200,8 +215,14 @@ class LogProgress:
 
 def lora_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The LoRA training settings every recipe uses."""
-    settings = {"iters": args.iters, "rank": args.rank, "learning_rate": args.lr, "num_layers": args.layers,
-                "batch_size": args.batch_size, "max_seq_length": 1024}
+    settings = {
+        "iters": args.iters,
+        "rank": args.rank,
+        "learning_rate": args.lr,
+        "num_layers": args.layers,
+        "batch_size": args.batch_size,
+        "max_seq_length": 1024,
+    }
     if args.epochs:  # checked recipes: passes over the rows (the trainer turns them into iterations)
         settings["epochs"] = args.epochs
         del settings["iters"]
@@ -225,9 +246,16 @@ def run_distill(args: argparse.Namespace, prompts_file: Path) -> dict[str, Any]:
 
     train = lora_settings(args)
     config = DistillConfig(
-        out=args.out / "distill", student=args.student, teacher=args.teacher, prompts=prompts_file,
-        eval_fraction=0.0, min_score=args.min_score, max_tokens=args.max_tokens, judge_max_tokens=args.judge_max_tokens,
-        parallel=args.parallel, train_settings=train,
+        out=args.out / "distill",
+        student=args.student,
+        teacher=args.teacher,
+        prompts=prompts_file,
+        eval_fraction=0.0,
+        min_score=args.min_score,
+        max_tokens=args.max_tokens,
+        judge_max_tokens=args.judge_max_tokens,
+        parallel=args.parallel,
+        train_settings=train,
     )
     report = Distiller(config, LogProgress()).run()
     return {**report, "train_settings": train}
@@ -240,10 +268,18 @@ def run_checked(args: argparse.Namespace, tasks_file: Path) -> dict[str, Any]:
 
     train = lora_settings(args)
     config = CodeConfig(
-        out=args.out / run_name(args), tasks=tasks_file, student=args.student, teacher=args.teacher,
-        eval_tasks=HUMANEVAL, eval_limit=args.limit, samples=max(1, args.teacher_samples),
-        sample_temperature=args.temperature, recipe=args.recipe, parallel=args.parallel,
-        evaluate_teacher=not args.no_teacher_eval, train_settings=train,
+        out=args.out / run_name(args),
+        tasks=tasks_file,
+        student=args.student,
+        teacher=args.teacher,
+        eval_tasks=HUMANEVAL,
+        eval_limit=args.limit,
+        samples=max(1, args.teacher_samples),
+        sample_temperature=args.temperature,
+        recipe=args.recipe,
+        parallel=args.parallel,
+        evaluate_teacher=not args.no_teacher_eval,
+        train_settings=train,
     )
     report = CodeDistiller(config, LogProgress()).run()
     return {**report, "train_settings": train, "verdicts": None}
@@ -259,8 +295,14 @@ def humaneval(model: str, adapter: Path | None, parallel: int, limit: int | None
     problems = load_problems(0, limit)
     options = {"lora_path": str(adapter)} if adapter else {}
     with Store() as store, LLM(model, **options) as llm:
-        run = evaluate(llm, problems, identity=identify(model, None, str(adapter) if adapter else None),
-                       settings=EvalSettings(), store=store, parallel=parallel)
+        run = evaluate(
+            llm,
+            problems,
+            identity=identify(model, None, str(adapter) if adapter else None),
+            settings=EvalSettings(),
+            store=store,
+            parallel=parallel,
+        )
     log(f"   {model}{' + adapter' if adapter else ''}: pass@1 {pass_at_1(run.results)}")
     return run.results
 
@@ -310,10 +352,18 @@ def judged_from(path: Path) -> list[dict[str, Any]]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))["results"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"--judged-from {path}: not a `llamarch eval judge --out` report ({e}); "
-                         "run that command with --out first") from None
-    return [{"task_id": r["task_id"], "passed": r["passed"], "score": (r.get("verdict") or {}).get("score"),
-             "valid": (r.get("verdict") or {}).get("valid", False)} for r in rows]
+        raise SystemExit(
+            f"--judged-from {path}: not a `llamarch eval judge --out` report ({e}); run that command with --out first"
+        ) from None
+    return [
+        {
+            "task_id": r["task_id"],
+            "passed": r["passed"],
+            "score": (r.get("verdict") or {}).get("score"),
+            "valid": (r.get("verdict") or {}).get("valid", False),
+        }
+        for r in rows
+    ]
 
 
 def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None, title: str) -> None:
@@ -325,7 +375,7 @@ def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None
     fig, axes = plt.subplots(1, 2 if judged else 1, figsize=(11 if judged else 5.5, 4.2), squeeze=False)
     ax = axes[0][0]
     names = list(bars)
-    ax.bar(names, [bars[n] for n in names], color=["#8da0cb", "#66c2a5", "#fc8d62"][:len(names)])
+    ax.bar(names, [bars[n] for n in names], color=["#8da0cb", "#66c2a5", "#fc8d62"][: len(names)])
     for i, n in enumerate(names):
         ax.text(i, bars[n] + 0.5, f"{bars[n]:.1f}", ha="center", va="bottom")
     ax.set_ylabel("HumanEval pass@1 (%)")
@@ -334,9 +384,17 @@ def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None
     if judged:
         ax = axes[0][1]
         bins = list(range(1, 12))
-        groups = [[j["score"] for j in judged if j["passed"] == passed and j["score"] is not None] for passed in (True, False)]
-        ax.hist(groups, bins=bins, color=["#66c2a5", "#e78ac3"], align="left", rwidth=0.85,
-                label=[f"student passes (n={len(groups[0])})", f"student fails (n={len(groups[1])})"])
+        groups = [
+            [j["score"] for j in judged if j["passed"] == passed and j["score"] is not None] for passed in (True, False)
+        ]
+        ax.hist(
+            groups,
+            bins=bins,
+            color=["#66c2a5", "#e78ac3"],
+            align="left",
+            rwidth=0.85,
+            label=[f"student passes (n={len(groups[0])})", f"student fails (n={len(groups[1])})"],
+        )
         ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_xticks(range(1, 11))
         ax.set_xlabel("teacher's score (1-10)")
@@ -354,26 +412,49 @@ def plot(path: Path, bars: dict[str, float], judged: list[dict[str, Any]] | None
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/distill-humaneval"), help="run directory (rerun to resume)")
-    ap.add_argument("--config", type=Path, help="a JSON file of these options (one small file per experiment, "
-                    "e.g. benchmarks/configs/humaneval-corrected.json); flags given on the command line win")
+    ap.add_argument(
+        "--config",
+        type=Path,
+        help="a JSON file of these options (one small file per experiment, "
+        "e.g. benchmarks/configs/humaneval-corrected.json); flags given on the command line win",
+    )
     ap.add_argument("--student", default="qwen2.5-coder-0.5b")
     ap.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     ap.add_argument("--prompts", type=int, default=120, help="how many of the shipped tasks to distill on")
-    ap.add_argument("--recipe", choices=("judge", "verified", "corrected"), default="judge",
-                    help="judge: `llamarch distill` (teacher judges and improves the student's answers); "
-                         "corrected: the student's passing answers, the teacher's passing ones where the student "
-                         "fails; verified: the teacher's passing answers (both `llamarch distill --check python`)")
-    ap.add_argument("--teacher-samples", type=int, default=1,
-                    help="checked recipes: the teacher's answers per task (1: greedy; more: sampled at --temperature)")
+    ap.add_argument(
+        "--recipe",
+        choices=("judge", "verified", "corrected"),
+        default="judge",
+        help="judge: `llamarch distill` (teacher judges and improves the student's answers); "
+        "corrected: the student's passing answers, the teacher's passing ones where the student "
+        "fails; verified: the teacher's passing answers (both `llamarch distill --check python`)",
+    )
+    ap.add_argument(
+        "--teacher-samples",
+        type=int,
+        default=1,
+        help="checked recipes: the teacher's answers per task (1: greedy; more: sampled at --temperature)",
+    )
     ap.add_argument("--temperature", type=float, default=0.7, help="the teacher's sampling temperature")
-    ap.add_argument("--min-score", type=int, default=11, help="judge recipe: 11 makes every training target the teacher's answer")
+    ap.add_argument(
+        "--min-score", type=int, default=11, help="judge recipe: 11 makes every training target the teacher's answer"
+    )
     ap.add_argument("--max-tokens", type=int, default=320, help="judge recipe: most tokens per student answer")
     ap.add_argument("--judge-max-tokens", type=int, default=512, help="most tokens per verdict")
     ap.add_argument("--iters", type=int, default=40)
-    ap.add_argument("--epochs", type=float, help="checked recipes: train this many passes over the rows (instead of --iters)")
-    ap.add_argument("--distill-weight", type=float, default=0.0, help="checked recipes: this share of the loss is the "
-                    "cross-entropy against the teacher's top-k next-token probabilities on the training answers")
-    ap.add_argument("--distill-top-k", type=int, default=16, help="with --distill-weight: the teacher's tokens kept per position")
+    ap.add_argument(
+        "--epochs", type=float, help="checked recipes: train this many passes over the rows (instead of --iters)"
+    )
+    ap.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.0,
+        help="checked recipes: this share of the loss is the "
+        "cross-entropy against the teacher's top-k next-token probabilities on the training answers",
+    )
+    ap.add_argument(
+        "--distill-top-k", type=int, default=16, help="with --distill-weight: the teacher's tokens kept per position"
+    )
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--layers", type=int, default=8, help="LoRA on the last N blocks")
@@ -382,10 +463,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--tag", help="label for a variant of the settings (names its run directory and results apart)")
     ap.add_argument("--parallel", type=int, default=4, help="sequences decoded at once")
     ap.add_argument("--limit", type=int, help="HumanEval problems (default: all 164)")
-    ap.add_argument("--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)")
-    ap.add_argument("--judge-subset", type=int, default=30, help="student HumanEval answers the teacher scores (0: none)")
-    ap.add_argument("--judged-from", type=Path, help="take the score histogram from `llamarch eval judge --out FILE` "
-                    "(the same student) instead of judging a subset here")
+    ap.add_argument(
+        "--no-teacher-eval", action="store_true", help="leave the teacher's HumanEval run out (rerun without to add it)"
+    )
+    ap.add_argument(
+        "--judge-subset", type=int, default=30, help="student HumanEval answers the teacher scores (0: none)"
+    )
+    ap.add_argument(
+        "--judged-from",
+        type=Path,
+        help="take the score histogram from `llamarch eval judge --out FILE` "
+        "(the same student) instead of judging a subset here",
+    )
     ap.add_argument("--overlap-only", action="store_true", help="check the prompt set against HumanEval and stop")
     ap.add_argument("--no-copy", action="store_true", help="do not copy the JSON and plot to benchmarks/results/")
     given = ap.parse_args(argv)
@@ -404,7 +493,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.teacher_samples < 1:
         ap.error("--teacher-samples takes 1 or more")
     if args.distill_weight and (args.recipe == "judge" or not 0 < args.distill_weight <= 1 or args.distill_top_k < 1):
-        ap.error("--distill-weight takes a fraction above 0 up to 1 (and --distill-top-k 1 or more), with a checked recipe")
+        ap.error(
+            "--distill-weight takes a fraction above 0 up to 1 (and --distill-top-k 1 or more), with a checked recipe"
+        )
     if args.epochs is not None and (args.recipe == "judge" or args.epochs <= 0):
         ap.error("--epochs takes a positive number, with the verified or corrected recipe")
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
@@ -428,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings = Timings(args.out / "timings.json")
     from llamarch.jsonl import write_jsonl
 
-    used = tasks[:args.prompts]
+    used = tasks[: args.prompts]
     if args.recipe == "judge":
         prompts_file = args.out / "prompts.jsonl"
         write_jsonl(prompts_file, ({"prompt": task_prompt(t["stub"]), "entry_point": t["entry_point"]} for t in used))
@@ -448,8 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_jsonl(tasks_file, (task_row(t) for t in used))
         with timings.phase(f"distill --check python ({args.recipe}): answers, tests, training, HumanEval"):
             report = run_checked(args, tasks_file)
-        runs = {name: [SimpleNamespace(passed=r["matched"], task_id=r["task_id"]) for r in rows]
-                for name, rows in report["evaluation"]["results"].items()}
+        runs = {
+            name: [SimpleNamespace(passed=r["matched"], task_id=r["task_id"]) for r in rows]
+            for name, rows in report["evaluation"]["results"].items()
+        }
         base, tuned, teacher = runs["student"], runs["student + adapter"], runs.get("teacher greedy")
     judged = None
     if args.judged_from:
@@ -461,22 +554,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores = {"student": pass_at_1(base), "student + adapter": pass_at_1(tuned)}
     if teacher is not None:
         scores["teacher"] = pass_at_1(teacher)
-    flips = {"fixed": sum(not b.passed and t.passed for b, t in zip(base, tuned)),
-             "broken": sum(b.passed and not t.passed for b, t in zip(base, tuned))}
+    flips = {
+        "fixed": sum(not b.passed and t.passed for b, t in zip(base, tuned)),
+        "broken": sum(b.passed and not t.passed for b, t in zip(base, tuned)),
+    }
     result = {
-        "student": args.student, "teacher": args.teacher,
-        "settings": {"recipe": args.recipe, "prompts": args.prompts, "min_score": args.min_score, "max_tokens": args.max_tokens,
-                     "judge_max_tokens": args.judge_max_tokens, "parallel": args.parallel,
-                     "teacher_samples": args.teacher_samples, "temperature": args.temperature,
-                     "lora": report["train_settings"], "humaneval": "greedy pass@1, llamarch eval defaults (max_tokens 768)"},
-        "data": {"tasks_shipped": len(tasks), "prompts_used": report.get("prompts", report.get("questions"))["train"],
-                 "verdicts": report["verdicts"], "training_set": report["training_set"]},
+        "student": args.student,
+        "teacher": args.teacher,
+        "settings": {
+            "recipe": args.recipe,
+            "prompts": args.prompts,
+            "min_score": args.min_score,
+            "max_tokens": args.max_tokens,
+            "judge_max_tokens": args.judge_max_tokens,
+            "parallel": args.parallel,
+            "teacher_samples": args.teacher_samples,
+            "temperature": args.temperature,
+            "lora": report["train_settings"],
+            "humaneval": "greedy pass@1, llamarch eval defaults (max_tokens 768)",
+        },
+        "data": {
+            "tasks_shipped": len(tasks),
+            "prompts_used": report.get("prompts", report.get("questions"))["train"],
+            "verdicts": report["verdicts"],
+            "training_set": report["training_set"],
+        },
         "overlap_with_humaneval": overlap,
         "humaneval_problems": len(base),
         "pass@1": scores,
         "delta_adapter_vs_student": round(scores["student + adapter"] - scores["student"], 2),
-        "gap_closed": (round((scores["student + adapter"] - scores["student"]) / (scores["teacher"] - scores["student"]), 3)
-                       if scores.get("teacher", scores["student"]) != scores["student"] else None),
+        "gap_closed": (
+            round((scores["student + adapter"] - scores["student"]) / (scores["teacher"] - scores["student"]), 3)
+            if scores.get("teacher", scores["student"]) != scores["student"]
+            else None
+        ),
         "problems_fixed_broken": flips,
         "paired_difference": paired_difference(flips["fixed"], flips["broken"], len(base)),
         "teacher_scores_on_student_answers": _score_summary(judged) if judged else None,
@@ -485,17 +596,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.recipe == "judge":
-        (args.out / "humaneval.json").write_text(json.dumps(
-            {name: [r.to_dict() for r in rs] for name, rs in
-             (("student", base), ("student+adapter", tuned), ("teacher", teacher or []))}) + "\n")
+        (args.out / "humaneval.json").write_text(
+            json.dumps(
+                {
+                    name: [r.to_dict() for r in rs]
+                    for name, rs in (("student", base), ("student+adapter", tuned), ("teacher", teacher or []))
+                }
+            )
+            + "\n"
+        )
     if judged:
         (args.out / "judged.json").write_text(json.dumps(judged, indent=1) + "\n")
-    data = (f"min-score {args.min_score}" if args.recipe == "judge"
-            else f"{report['training_set']['rows']} answers checked by execution")
+    data = (
+        f"min-score {args.min_score}"
+        if args.recipe == "judge"
+        else f"{report['training_set']['rows']} answers checked by execution"
+    )
     lora = report["train_settings"]
     length = f"{lora['epochs']:g} epochs" if "epochs" in lora else f"{lora['iters']} iters"
-    title = (f"{args.student} distilled from {args.teacher} ({args.recipe} recipe)\n{len(used)} prompts, "
-             f"{data}, LoRA r{args.rank} lr {args.lr:g} {length}")
+    title = (
+        f"{args.student} distilled from {args.teacher} ({args.recipe} recipe)\n{len(used)} prompts, "
+        f"{data}, LoRA r{args.rank} lr {args.lr:g} {length}"
+    )
     plot(args.out / "distill_humaneval.png", scores, judged, title)
     if not args.no_copy:
         RESULTS_DIR.mkdir(exist_ok=True)
@@ -511,8 +633,10 @@ def _score_summary(judged: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for passed in (True, False):
         scores = [j["score"] for j in judged if j["passed"] == passed and j["score"] is not None]
         out["passing" if passed else "failing"] = {
-            "n": len(scores), "mean": round(sum(scores) / len(scores), 2) if scores else None,
-            "histogram": {s: scores.count(s) for s in sorted(set(scores))}}
+            "n": len(scores),
+            "mean": round(sum(scores) / len(scores), 2) if scores else None,
+            "histogram": {s: scores.count(s) for s in sorted(set(scores))},
+        }
     return out
 
 

@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--db", type=Path, default=CHINOOK / "Chinook_Sqlite.sqlite")
-    p.add_argument("--questions", type=Path, default=CHINOOK / "test.jsonl", help="held-out questions with reference SQL")
+    p.add_argument(
+        "--questions", type=Path, default=CHINOOK / "test.jsonl", help="held-out questions with reference SQL"
+    )
     p.add_argument("--prompts", type=Path, help="training questions (JSONL); added to --synthesize")
     p.add_argument("--synthesize", type=int, default=300)
     p.add_argument("--student", default="qwen2.5-coder-0.5b")
@@ -55,13 +57,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--num-layers", type=int, default=16)
     p.add_argument("--eval-limit", type=int)
-    p.add_argument("--no-teacher-eval", action="store_true", help="score only the student and the adapter on the held-out questions")
+    p.add_argument(
+        "--no-teacher-eval",
+        action="store_true",
+        help="score only the student and the adapter on the held-out questions",
+    )
     p.add_argument("--no-humaneval", action="store_true")
     p.add_argument("--humaneval-student", type=float, default=56.10, help="the student's stored pass@1 (README)")
     p.add_argument("--runs", type=int, default=3, help="trials of the k_samples timing")
     p.add_argument("--only", choices=["k_samples", "prompt_cache"], help="run just this measurement")
-    p.add_argument("--no-timings", action="store_true", help="leave out the prompt_cache and k_samples measurements "
-                   "(they depend on the engine, not on the run's data or training settings)")
+    p.add_argument(
+        "--no-timings",
+        action="store_true",
+        help="leave out the prompt_cache and k_samples measurements "
+        "(they depend on the engine, not on the run's data or training settings)",
+    )
     p.add_argument("--config", type=Path)
     args = p.parse_args(argv)
     if args.config:
@@ -75,12 +85,27 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
     from llamarch.patterns.student_teacher.verified import VerifiedConfig, VerifiedDistiller
 
     config = VerifiedConfig(
-        out=args.out, db=args.db, student=args.student, teacher=args.teacher, prompts=args.prompts,
-        eval_questions=args.questions, synthesize=args.synthesize, samples=args.samples,
-        sample_temperature=args.sample_temperature, min_votes=args.min_votes, recipe=args.recipe, student_schema=args.student_schema,
-        eval_limit=args.eval_limit, evaluate_teacher=not args.no_teacher_eval,
-        train_settings={"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-                        "num_layers": args.num_layers, "max_seq_length": 512},
+        out=args.out,
+        db=args.db,
+        student=args.student,
+        teacher=args.teacher,
+        prompts=args.prompts,
+        eval_questions=args.questions,
+        synthesize=args.synthesize,
+        samples=args.samples,
+        sample_temperature=args.sample_temperature,
+        min_votes=args.min_votes,
+        recipe=args.recipe,
+        student_schema=args.student_schema,
+        eval_limit=args.eval_limit,
+        evaluate_teacher=not args.no_teacher_eval,
+        train_settings={
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "num_layers": args.num_layers,
+            "max_seq_length": 512,
+        },
     )
     return VerifiedDistiller(config, CliProgress()).run()
 
@@ -95,8 +120,11 @@ def humaneval(args: argparse.Namespace, adapter: Path) -> dict[str, Any]:
     with Store(args.out / "humaneval.db") as store, LLM(args.student, lora_path=str(adapter)) as llm:
         run = evaluate(llm, load_problems(), identity=identity, settings=EvalSettings(), store=store)
     s = summary(run)
-    return {"adapter_pass@1": round(100 * s["pass@1"], 2), "student_pass@1": args.humaneval_student,
-            "delta_points": round(100 * s["pass@1"] - args.humaneval_student, 2)}
+    return {
+        "adapter_pass@1": round(100 * s["pass@1"], 2),
+        "student_pass@1": args.humaneval_student,
+        "delta_points": round(100 * s["pass@1"] - args.humaneval_student, 2),
+    }
 
 
 def _questions(args: argparse.Namespace, n: int) -> list[Any]:
@@ -122,9 +150,12 @@ def prompt_cache(args: argparse.Namespace, n: int = 12) -> dict[str, Any]:
         run = llm.backend._batch_engine.last_run
     generated = sum(r.stats.completion_tokens + 1 for r in replies)
     evaluated = run["decoded_tokens"] - generated
-    return {"questions": n, "prompt_tokens_per_question": round(statistics.mean(lengths), 1),
-            "evaluated_prompt_tokens_per_question": round(evaluated / n, 1),
-            "shared_prefix_share": round(1 - evaluated / sum(lengths), 3)}
+    return {
+        "questions": n,
+        "prompt_tokens_per_question": round(statistics.mean(lengths), 1),
+        "evaluated_prompt_tokens_per_question": round(evaluated / n, 1),
+        "shared_prefix_share": round(1 - evaluated / sum(lengths), 3),
+    }
 
 
 def forget(llm: Any) -> None:
@@ -165,8 +196,13 @@ def k_samples(args: argparse.Namespace, n: int = 2) -> dict[str, Any]:
                 batched.append(tokens_b / tb)
                 independent.append(tokens_i / ti)
     b, i = statistics.median(batched), statistics.median(independent)
-    return {"k": k, "runs": args.runs, "batched_tok_per_s": round(b, 2), "independent_tok_per_s": round(i, 2),
-            "ratio": round(b / i, 2)}
+    return {
+        "k": k,
+        "runs": args.runs,
+        "batched_tok_per_s": round(b, 2),
+        "independent_tok_per_s": round(i, 2),
+        "ratio": round(b / i, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -176,8 +212,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.only is None:
         report = distill(args)
         ev = report["evaluation"]
-        result = {"settings": report["settings"], "questions": report["questions"], "training_set": report["training_set"],
-                  "models": ev["models"], "student_change": ev.get("student_change"), "plot": str(args.out / "report.png")}
+        result = {
+            "settings": report["settings"],
+            "questions": report["questions"],
+            "training_set": report["training_set"],
+            "models": ev["models"],
+            "student_change": ev.get("student_change"),
+            "plot": str(args.out / "report.png"),
+        }
         if report["adapter"] and not args.no_humaneval:
             result["humaneval"] = humaneval(args, args.out / report["adapter"])
     timings = not args.no_timings or args.only is not None

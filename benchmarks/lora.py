@@ -25,14 +25,30 @@ import time
 
 SHAPES = {
     "smollm2-135m": {
-        "model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "intermediate_size": 1536,
-        "num_attention_heads": 9, "num_key_value_heads": 3, "rms_norm_eps": 1e-5, "vocab_size": 49152,
-        "rope_theta": 100000.0, "tie_word_embeddings": True, "max_position_embeddings": 8192,
+        "model_type": "llama",
+        "hidden_size": 576,
+        "num_hidden_layers": 30,
+        "intermediate_size": 1536,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "rms_norm_eps": 1e-5,
+        "vocab_size": 49152,
+        "rope_theta": 100000.0,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 8192,
     },
     "qwen2.5-coder-0.5b": {
-        "model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24, "intermediate_size": 4864,
-        "num_attention_heads": 14, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "vocab_size": 151936,
-        "rope_theta": 1000000.0, "tie_word_embeddings": True, "max_position_embeddings": 32768,
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "num_hidden_layers": 24,
+        "intermediate_size": 4864,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-6,
+        "vocab_size": 151936,
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 32768,
     },
 }
 RANK, ALPHA, LAYERS, BATCH, SEQ = 8, 16.0, 8, 2, 128
@@ -71,8 +87,11 @@ def _mlx_worker(shape: dict, steps: int, warmup: int) -> dict:
         mx.eval(state, loss)
         if i >= warmup:
             times.append(time.perf_counter() - tic)
-    return {"blas": str(blas_path()) if blas_path() else "bundled", "step_s": times,
-            "peak_memory_mb": mx.get_peak_memory() / 2**20}
+    return {
+        "blas": str(blas_path()) if blas_path() else "bundled",
+        "step_s": times,
+        "peak_memory_mb": mx.get_peak_memory() / 2**20,
+    }
 
 
 def _torch_worker(shape: dict, steps: int, warmup: int) -> dict:
@@ -87,8 +106,14 @@ def _torch_worker(shape: dict, steps: int, warmup: int) -> dict:
     config = AutoConfig.for_model(**shape)
     model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
     n = shape["num_hidden_layers"]
-    lora = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS,
-                      layers_to_transform=list(range(n - LAYERS, n)), task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=RANK,
+        lora_alpha=ALPHA,
+        lora_dropout=0.0,
+        target_modules=TARGETS,
+        layers_to_transform=list(range(n - LAYERS, n)),
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, lora)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
@@ -97,7 +122,9 @@ def _torch_worker(shape: dict, steps: int, warmup: int) -> dict:
     for i in range(warmup + steps):
         tic = time.perf_counter()
         out = model(input_ids=tokens[:, :-1])
-        loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        loss = torch.nn.functional.cross_entropy(
+            out.logits.reshape(-1, out.logits.shape[-1]), tokens[:, 1:].reshape(-1)
+        )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -122,7 +149,18 @@ def run_engine(engine: str, model: str, steps: int, warmup: int) -> dict:
     env = dict(os.environ)
     if engine == "mlx_stock":
         env["LLAMARCH_BLAS"] = "off"  # mlx-cpu's bundled BLAS, as installed
-    cmd = [sys.executable, __file__, "--worker", engine, "--models", model, "--steps", str(steps), "--warmup", str(warmup)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        engine,
+        "--models",
+        model,
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -155,14 +193,27 @@ def main() -> None:
     if args.worker:
         _worker_main(args.worker, args.models, args.steps, args.warmup)
         return
-    report: dict = {"config": {"rank": RANK, "alpha": ALPHA, "layers": LAYERS, "targets": TARGETS,
-                               "batch": BATCH, "seq": SEQ, "dtype": "float32"}}
+    report: dict = {
+        "config": {
+            "rank": RANK,
+            "alpha": ALPHA,
+            "layers": LAYERS,
+            "targets": TARGETS,
+            "batch": BATCH,
+            "seq": SEQ,
+            "dtype": "float32",
+        }
+    }
     have_torch = torch_available()
     for model in args.models.split(","):
         row: dict = {"llamarch": run_engine("llamarch", model, args.steps, args.warmup)}
         if model in args.stock_models.split(","):
             row["mlx_stock"] = run_engine("mlx_stock", model, args.stock_steps, 1)
-        row["torch_peft"] = run_engine("torch_peft", model, args.steps, args.warmup) if have_torch else {"skipped": "torch/peft not installed"}
+        row["torch_peft"] = (
+            run_engine("torch_peft", model, args.steps, args.warmup)
+            if have_torch
+            else {"skipped": "torch/peft not installed"}
+        )
         ours = row["llamarch"].get("tokens_per_s")
         for name, key in (("mlx_stock", "speedup_vs_stock"), ("torch_peft", "ratio_vs_torch")):
             theirs = row.get(name, {}).get("tokens_per_s")

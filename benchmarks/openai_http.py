@@ -25,8 +25,24 @@ from llamarch import LLM
 
 def start_server(model: str, threads: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     out = log.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "llamarch", "serve", "-m", model, "--port", "0",
-                             "--threads", str(threads), "--n-ctx", "2048"], stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llamarch",
+            "serve",
+            "-m",
+            model,
+            "--port",
+            "0",
+            "--threads",
+            str(threads),
+            "--n-ctx",
+            "2048",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         m = re.search(r"at (http://\S+/v1)", log.read_text(errors="replace"))
@@ -44,9 +60,11 @@ def replies(llm: LLM, runs: int, tokens: int) -> dict[str, float]:
     options = {"max_tokens": tokens, "temperature": 0.0}
     llm.respond(messages, **options)  # warm-up
     stats = [llm.respond(messages, **options).stats for _ in range(runs)]
-    return {"decode_tps": statistics.median(s.decode_tps for s in stats),
-            "ttft_s": statistics.median(s.ttft_s for s in stats),
-            "total_s": statistics.median(s.total_s for s in stats)}
+    return {
+        "decode_tps": statistics.median(s.decode_tps for s in stats),
+        "ttft_s": statistics.median(s.ttft_s for s in stats),
+        "total_s": statistics.median(s.total_s for s in stats),
+    }
 
 
 def batch_wall(llm: LLM, prompts: int, tokens: int, parallel: int) -> float:
@@ -79,14 +97,28 @@ def main() -> None:
         finally:
             proc.kill()
             proc.wait()
-    print(json.dumps({
-        "model": args.model, "threads": args.threads, "tokens": args.tokens, "runs": args.runs,
-        "in_process": in_process, "over_http": over_http,
-        "decode_tps_ratio_http_to_local": over_http["decode_tps"] / in_process["decode_tps"],
-        "total_s_ratio_http_to_local": over_http["total_s"] / in_process["total_s"],
-        "batch": {"prompts": args.prompts, "parallel": args.parallel, "sequential_s": one_at_a_time,
-                  "concurrent_s": concurrent, "ratio_concurrent_to_sequential": concurrent / one_at_a_time},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "threads": args.threads,
+                "tokens": args.tokens,
+                "runs": args.runs,
+                "in_process": in_process,
+                "over_http": over_http,
+                "decode_tps_ratio_http_to_local": over_http["decode_tps"] / in_process["decode_tps"],
+                "total_s_ratio_http_to_local": over_http["total_s"] / in_process["total_s"],
+                "batch": {
+                    "prompts": args.prompts,
+                    "parallel": args.parallel,
+                    "sequential_s": one_at_a_time,
+                    "concurrent_s": concurrent,
+                    "ratio_concurrent_to_sequential": concurrent / one_at_a_time,
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,15 @@ def plain_top_k(model: Any, item: Any, k: int) -> tuple[Any, Any]:
 def chat_rows(count: int) -> list[dict]:
     from llamarch.evals.humaneval import build_prompt, load_problems
 
-    return [{"messages": [{"role": "user", "content": build_prompt(p)},
-                          {"role": "assistant", "content": f"```python\n{p.prompt}{p.canonical_solution}```"}]}
-            for p in load_problems(limit=count)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": build_prompt(p)},
+                {"role": "assistant", "content": f"```python\n{p.prompt}{p.canonical_solution}```"},
+            ]
+        }
+        for p in load_problems(limit=count)
+    ]
 
 
 def main() -> None:
@@ -54,9 +60,9 @@ def main() -> None:
 
     import numpy as np
 
-    from llamarch.mlx_convert import mlx_model_dir
     from llamarch.finetune.data import tokenize_all
     from llamarch.finetune.soft_targets import top_k_targets
+    from llamarch.mlx_convert import mlx_model_dir
     from llamarch.mlx_runtime import load_model
 
     model, tokenizer = load_model(mlx_model_dir(args.teacher))
@@ -75,13 +81,21 @@ def main() -> None:
         plain_s.append(plain_t)
         agree += int(np.array_equal(ours[0][:, 0], plain[0][:, 0]) and np.allclose(ours[1], plain[1], atol=1e-4))
     ours_median, plain_median = statistics.median(ours_s), statistics.median(plain_s)
-    print(json.dumps({
-        "teacher": args.teacher, "answers": len(ours_s), "top_k": args.top_k,
-        "tokens_per_row_median": statistics.median(len(t.tokens) for t in items[1:]),
-        "llamarch_s_per_answer": round(ours_median, 3), "plain_s_per_answer": round(plain_median, 3),
-        "speedup_vs_plain": round(plain_median / ours_median, 2),
-        "rows_where_top1_and_probs_agree": agree,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "teacher": args.teacher,
+                "answers": len(ours_s),
+                "top_k": args.top_k,
+                "tokens_per_row_median": statistics.median(len(t.tokens) for t in items[1:]),
+                "llamarch_s_per_answer": round(ours_median, 3),
+                "plain_s_per_answer": round(plain_median, 3),
+                "speedup_vs_plain": round(plain_median / ours_median, 2),
+                "rows_where_top1_and_probs_agree": agree,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -29,12 +29,27 @@ from code_prompts import LISTING_PART, SNIPPET, TASKS  # noqa: E402
 def prompts_by_kind() -> dict[str, list]:
     write = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TASKS[:4]]
     edit = [
-        [{"role": "user", "content": "Add type hints to this function and return the full code:\n\n"
-                                     f"```python\n{SNIPPET.format(name='group_sorted')}```"}],
-        [{"role": "user", "content": "Rename the class to CsvTable and the method `column` to `get_column`; "
-                                     f"return the full code.\n\n```python\n{LISTING_PART.format(cls='Table')}```"}],
-        [{"role": "user", "content": "Add a docstring to every method and return the full code.\n\n"
-                                     f"```python\n{LISTING_PART.format(cls='Table')}```"}],
+        [
+            {
+                "role": "user",
+                "content": "Add type hints to this function and return the full code:\n\n"
+                f"```python\n{SNIPPET.format(name='group_sorted')}```",
+            }
+        ],
+        [
+            {
+                "role": "user",
+                "content": "Rename the class to CsvTable and the method `column` to `get_column`; "
+                f"return the full code.\n\n```python\n{LISTING_PART.format(cls='Table')}```",
+            }
+        ],
+        [
+            {
+                "role": "user",
+                "content": "Add a docstring to every method and return the full code.\n\n"
+                f"```python\n{LISTING_PART.format(cls='Table')}```",
+            }
+        ],
     ]
     return {"write": write, "edit": edit}
 
@@ -57,8 +72,14 @@ def run(llm, prompts, max_tokens: int) -> dict:
             drafted += engine.last_run["drafted"]
             accepted += engine.last_run["accepted"]
     wall = time.perf_counter() - t0
-    return {"tok_s": tokens / wall, "wall_s": wall, "tokens": tokens, "ids": ids,
-            "drafted": drafted, "accepted": accepted}
+    return {
+        "tok_s": tokens / wall,
+        "wall_s": wall,
+        "tokens": tokens,
+        "ids": ids,
+        "drafted": drafted,
+        "accepted": accepted,
+    }
 
 
 def main() -> None:
@@ -86,13 +107,18 @@ def main() -> None:
     for llm in ways.values():  # warm-up
         run(llm, kinds["write"][:1], 8)
 
-    report: dict = {"target": args.target, "draft": args.draft, "threads": threads, "runs": args.runs,
-                    "max_tokens": args.max_tokens}
+    report: dict = {
+        "target": args.target,
+        "draft": args.draft,
+        "threads": threads,
+        "runs": args.runs,
+        "max_tokens": args.max_tokens,
+    }
     for kind, prompts in kinds.items():
         results: dict[str, list[dict]] = {name: [] for name in ways}
         names = list(ways)
         for i in range(args.runs):
-            for name in names[i % len(names):] + names[: i % len(names)]:
+            for name in names[i % len(names) :] + names[: i % len(names)]:
                 results[name].append(run(ways[name], prompts, args.max_tokens))
         plain_tps = statistics.median(r["tok_s"] for r in results["plain"])
         plain_ids = results["plain"][0]["ids"]

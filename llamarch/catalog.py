@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import paths
 from .errors import LlamarchError, ModelFileError, ModelNotInstalledError, UnknownModelError
@@ -112,13 +113,19 @@ def _parse_entry(data: dict[str, Any], origin: Path) -> ModelEntry:
         extra = {k: v for k, v in data.items() if k not in known and k != "aliases"}
         if data.get("backend") == "openai":
             if not isinstance(extra.get("base_url"), str):
-                raise LlamarchError(f"catalog file {origin} is malformed: an openai entry needs base_url = \"http://...\"")
+                raise LlamarchError(
+                    f'catalog file {origin} is malformed: an openai entry needs base_url = "http://..."'
+                )
         elif data.get("backend") == "mlx":
             if not isinstance(mlx.get("repo"), str):
-                raise LlamarchError(f"catalog file {origin} is malformed: an mlx entry needs [sources.mlx] repo = \"OWNER/REPO\"")
+                raise LlamarchError(
+                    f'catalog file {origin} is malformed: an mlx entry needs [sources.mlx] repo = "OWNER/REPO"'
+                )
         elif not all(k in data for k in ("filename", "size", "sha256")):
-            raise LlamarchError(f"catalog file {origin} is malformed: a local model needs filename, size and sha256 "
-                                "(or backend = \"openai\" and base_url for a model on a server)")
+            raise LlamarchError(
+                f"catalog file {origin} is malformed: a local model needs filename, size and sha256 "
+                '(or backend = "openai" and base_url for a model on a server)'
+            )
         if hf:
             hf = {**hf, "parts": tuple(HubFile(**p) for p in hf.get("parts", ()))}
         return ModelEntry(
@@ -192,12 +199,19 @@ def find_by_ref(ref: HubRef) -> ModelEntry | None:
     if len(named) == 1:
         return named[0]
     if ref.quant:
-        pool = [e for e in entries if e.backend != "mlx" and e.hf is not None and (
-            e.quantization.upper() == ref.quant or GGUFChoice((HubFile(e.hf.file, 0),)).matches(ref.quant))]
+        pool = [
+            e
+            for e in entries
+            if e.backend != "mlx"
+            and e.hf is not None
+            and (e.quantization.upper() == ref.quant or GGUFChoice((HubFile(e.hf.file, 0),)).matches(ref.quant))
+        ]
     else:
         pool = named or entries
     if len(pool) > 1:
-        raise LlamarchError(f"{ref} names several catalog models ({', '.join(e.id for e in pool)}): use one of those ids")
+        raise LlamarchError(
+            f"{ref} names several catalog models ({', '.join(e.id for e in pool)}): use one of those ids"
+        )
     return pool[0] if pool else None
 
 
@@ -365,9 +379,7 @@ def cached_sha256(path: Path, progress: ProgressFn | None = None) -> str:
     return digest
 
 
-def verify_file(
-    path: Path, sha256: str, progress: ProgressFn | None = None, fix: str = "download it again"
-) -> None:
+def verify_file(path: Path, sha256: str, progress: ProgressFn | None = None, fix: str = "download it again") -> None:
     """Raise ModelFileError unless `path` hashes to `sha256` (cached per size and mtime)."""
     st = path.stat()
     known = _load_verified().get(str(path.resolve()))
@@ -379,8 +391,7 @@ def verify_file(
             record_verified(path, actual)
     if actual != sha256:
         raise ModelFileError(
-            f"{path} fails its checksum (sha256 {actual[:12]}…, expected {sha256[:12]}…): "
-            f"the file is damaged: {fix}"
+            f"{path} fails its checksum (sha256 {actual[:12]}…, expected {sha256[:12]}…): the file is damaged: {fix}"
         )
 
 
@@ -434,5 +445,7 @@ def resolve(model: str | os.PathLike[str] | None, progress: ProgressFn | None = 
         entry = get_entry(model)
     path = check_installed(entry, progress)
     if entry.backend == "mlx":
-        raise NotGGUFError(entry.id, f"{entry.id} is an MLX model (safetensors, no GGUF): run it as `-m {entry.id} --backend mlx`")
+        raise NotGGUFError(
+            entry.id, f"{entry.id} is an MLX model (safetensors, no GGUF): run it as `-m {entry.id} --backend mlx`"
+        )
     return ResolvedModel(path, entry, validate(path))

@@ -12,17 +12,14 @@ class UnknownModelError(LlamarchError):
         self.model_id = model_id
         self.known = known
         super().__init__(
-            f"unknown model {model_id!r}: known ids are {', '.join(known)} "
-            "(or pass a path to a .gguf file)"
+            f"unknown model {model_id!r}: known ids are {', '.join(known)} (or pass a path to a .gguf file)"
         )
 
 
 class ModelNotInstalledError(LlamarchError):
     def __init__(self, model_id: str, hint: str | None = None):
         self.model_id = model_id
-        super().__init__(
-            hint or f"model {model_id!r} is not installed: run `llamarch models pull {model_id}`"
-        )
+        super().__init__(hint or f"model {model_id!r} is not installed: run `llamarch models pull {model_id}`")
 
 
 class ModelFileError(LlamarchError):

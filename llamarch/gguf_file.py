@@ -60,7 +60,17 @@ GGML_TYPE_SIZES: dict[int, tuple[int, int]] = {
 
 # Metadata value types.
 _SCALARS = {
-    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
 }
 _STRING, _ARRAY = 8, 9
 # Arrays longer than this are skipped over (their length is kept), not materialized.
@@ -125,8 +135,7 @@ class _Reader:
         data = self.f.read(n)
         if len(data) != n:
             raise ModelFileError(
-                f"{self.path}: truncated GGUF header (file ends at byte {self.f.tell()}): "
-                "download the model again"
+                f"{self.path}: truncated GGUF header (file ends at byte {self.f.tell()}): download the model again"
             )
         return data
 
@@ -190,9 +199,7 @@ def read_header(path: str | Path) -> GGUFHeader:
         r = _Reader(f, path)
         magic = f.read(4)
         if magic != MAGIC:
-            raise ModelFileError(
-                f"{path} is not a GGUF model file (starts with {magic!r}, expected b'GGUF')"
-            )
+            raise ModelFileError(f"{path} is not a GGUF model file (starts with {magic!r}, expected b'GGUF')")
         version = r.unpack("<I")
         if version not in SUPPORTED_VERSIONS:
             raise ModelFileError(f"{path}: GGUF version {version} is not supported (2 or 3)")

@@ -139,7 +139,9 @@ def iter_sse(lines: Iterator[bytes]) -> Iterator[str]:
 class Reply:
     """A 2xx answer: read it as JSON or as lines; closing it closes the connection."""
 
-    def __init__(self, client: HttpClient, url: str, conn: http.client.HTTPConnection, response: http.client.HTTPResponse):
+    def __init__(
+        self, client: HttpClient, url: str, conn: http.client.HTTPConnection, response: http.client.HTTPResponse
+    ):
         self._client, self.url, self._conn, self._response = client, url, conn, response
         self.status = response.status
         self.headers = response.headers
@@ -249,8 +251,9 @@ class HttpClient:
     def _connect(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
         if self.scheme == "https":
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout,
-                                               context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.connect_timeout, context=ssl.create_default_context()
+            )
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
         conn.connect()

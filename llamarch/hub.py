@@ -19,6 +19,7 @@ def hub_offline() -> bool:
     """Whether huggingface-hub is told to stay offline (HF_HUB_OFFLINE)."""
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
+
 DEFAULT_QUANT = "Q4_K_M"
 _PREFIXES = ("hf.co/", "huggingface.co/", "hf:")
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?"
@@ -66,10 +67,10 @@ def parse_ref(spec: str) -> HubRef | None:
     lowered = s.lower()
     for scheme in ("https://", "http://"):
         if lowered.startswith(scheme):
-            s, lowered = s[len(scheme):], lowered[len(scheme):]
+            s, lowered = s[len(scheme) :], lowered[len(scheme) :]
     for prefix in _PREFIXES:
         if lowered.startswith(prefix):
-            s, explicit = s[len(prefix):], True
+            s, explicit = s[len(prefix) :], True
             break
     repo, _, tag = s.partition(":")
     valid = bool(_REPO_RE.fullmatch(repo)) and ".." not in repo and "--" not in repo
@@ -171,12 +172,16 @@ def choose_gguf(files: list[HubFile], ref: HubRef, file: str | None = None) -> G
     if file is not None:
         picked = [c for c in choices if any(f.file == file or f.file.rsplit("/", 1)[-1] == file for f in c.files)]
         if not picked:
-            raise PullError(f"{ref.bare} has no GGUF file {file!r}: its GGUF files are {', '.join(c.label for c in choices)}")
+            raise PullError(
+                f"{ref.bare} has no GGUF file {file!r}: its GGUF files are {', '.join(c.label for c in choices)}"
+            )
         return picked[0]
     wanted = ref.quant or DEFAULT_QUANT
     picked = [c for c in choices if c.matches(wanted)]
     if not picked and ref.quant:
-        raise PullError(f"{ref.bare} has no {ref.quant} GGUF: it has {_quants(choices)} (choose one as {ref.bare}:QUANT)")
+        raise PullError(
+            f"{ref.bare} has no {ref.quant} GGUF: it has {_quants(choices)} (choose one as {ref.bare}:QUANT)"
+        )
     if not picked:
         four = [c for c in choices if is_4bit(c.quant)]
         if four:

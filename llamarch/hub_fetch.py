@@ -67,8 +67,13 @@ def hub_error(e: BaseException, ref: HubRef, file: str | None = None) -> BaseExc
     """One line for a failed hub call (the error itself when it is not the hub's)."""
     import httpx2
     from huggingface_hub.errors import (
-        EntryNotFoundError, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError,
-        RevisionNotFoundError, RevisionResolutionError,
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+        RevisionResolutionError,
     )
 
     if isinstance(e, LlamarchError):
@@ -210,12 +215,24 @@ def _download(url: str, partial: Path, remote: HubFile, same_host: bool, progres
             f"{(remote.size - have) / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free"
         )
     with partial.open("ab") as f, _quiet_retries():
-        http_get(url, f, resume_size=have, headers=headers, expected_size=remote.size,
-                 tqdm_class=_progress_bar(progress, f"downloading {remote.file}"))
+        http_get(
+            url,
+            f,
+            resume_size=have,
+            headers=headers,
+            expected_size=remote.size,
+            tqdm_class=_progress_bar(progress, f"downloading {remote.file}"),
+        )
 
 
-def fetch_file(ref: HubRef, remote: HubFile, revision: str, progress: ProgressFn | None = None,
-               force: bool = False, again: str | None = None) -> Path:
+def fetch_file(
+    ref: HubRef,
+    remote: HubFile,
+    revision: str,
+    progress: ProgressFn | None = None,
+    force: bool = False,
+    again: str | None = None,
+) -> Path:
     """The file in the hub cache's snapshot, downloaded (or resumed) and verified if needed.
 
     `again` is the command that resumes a cut download (default: pulling `ref` again).
@@ -241,8 +258,9 @@ def fetch_file(ref: HubRef, remote: HubFile, revision: str, progress: ProgressFn
                 if partial.exists() and partial.stat().st_size > remote.size:
                     partial.unlink()
                 try:
-                    _download(meta.location, partial, remote, urlparse(meta.location).netloc == urlparse(url).netloc,
-                              progress)
+                    _download(
+                        meta.location, partial, remote, urlparse(meta.location).netloc == urlparse(url).netloc, progress
+                    )
                 except Exception as e:
                     if isinstance(e, LlamarchError):
                         raise

@@ -17,7 +17,14 @@ from typing import Any
 
 from . import paths
 from .catalog import (
-    ModelEntry, ProgressFn, cached_sha256, check_installed, get_entry, hub_repo, installed_path, load_catalog,
+    ModelEntry,
+    ProgressFn,
+    cached_sha256,
+    check_installed,
+    get_entry,
+    hub_repo,
+    installed_path,
+    load_catalog,
 )
 from .errors import PullError
 from .gguf_file import validate
@@ -29,7 +36,11 @@ MLX_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.tiktoken", "
 
 
 def _command(ref: HubRef, file: str | None, backend: str) -> str:
-    return f"llamarch models pull {ref}" + (f" --file {file}" if file else "") + (" --backend mlx" if backend == "mlx" else "")
+    return (
+        f"llamarch models pull {ref}"
+        + (f" --file {file}" if file else "")
+        + (" --backend mlx" if backend == "mlx" else "")
+    )
 
 
 def pulled_entry(ref: HubRef, file: str | None = None, backend: str = "llamacpp") -> ModelEntry | None:
@@ -48,8 +59,14 @@ def pulled_entry(ref: HubRef, file: str | None = None, backend: str = "llamacpp"
     return None
 
 
-def pull_ref(ref: HubRef, *, file: str | None = None, backend: str = "llamacpp", force: bool = False,
-             progress: ProgressFn | None = None) -> tuple[ModelEntry, Path, bool]:
+def pull_ref(
+    ref: HubRef,
+    *,
+    file: str | None = None,
+    backend: str = "llamacpp",
+    force: bool = False,
+    progress: ProgressFn | None = None,
+) -> tuple[ModelEntry, Path, bool]:
     """Pull a model from the hub; return its entry, its path and whether it was there already."""
     if backend == "mlx" and (ref.quant or file):
         raise PullError(f"an MLX repo is one model: pull {ref.bare} --backend mlx without :QUANT or --file")
@@ -109,7 +126,9 @@ def _pull_gguf(listing: RepoListing, file: str | None, force: bool, progress: Pr
     ref = listing.ref
     choice = choose_gguf(listing.files, ref, file)
     fetched = [fetch_file(ref, f, listing.commit, progress, force) for f in choice.files]
-    parts = [HubFile(f.file, f.size, f.sha256 or cached_sha256(path, progress)) for f, path in zip(choice.files, fetched)]
+    parts = [
+        HubFile(f.file, f.size, f.sha256 or cached_sha256(path, progress)) for f, path in zip(choice.files, fetched)
+    ]
     header = validate(fetched[0])
     source = f"{ref.bare}:{choice.quant}" if choice.quant else ref.bare
     entry_id = _choose_id(ref, choice, f"{ref.repo.lower()}/{choice.first.file}")
@@ -144,8 +163,9 @@ def _pull_mlx(listing: RepoListing, force: bool, progress: ProgressFn | None) ->
     from huggingface_hub.utils import filter_repo_objects
 
     ref = listing.ref
-    files = sorted(filter_repo_objects(listing.files, allow_patterns=MLX_PATTERNS, key=lambda f: f.file),
-                   key=lambda f: f.size)
+    files = sorted(
+        filter_repo_objects(listing.files, allow_patterns=MLX_PATTERNS, key=lambda f: f.file), key=lambda f: f.size
+    )
     names = [f.file for f in files]
     if "config.json" not in names or not any(n.endswith(".safetensors") for n in names):
         gguf = any(f.file.lower().endswith(".gguf") for f in listing.files)
@@ -166,14 +186,18 @@ def _pull_mlx(listing: RepoListing, force: bool, progress: ProgressFn | None) ->
         "source": ref.bare,
         "backend": "mlx",
         "architecture": str(config.get("model_type", "")),
-        "quantization": f"{quant['bits']}-bit" if isinstance(quant, dict) and "bits" in quant
+        "quantization": f"{quant['bits']}-bit"
+        if isinstance(quant, dict) and "bits" in quant
         else str(config.get("torch_dtype") or config.get("dtype") or ""),
         "context_length": int(config.get("max_position_embeddings") or 0),
         "license": listing.license,
         "size": sum(f.size for f in recorded),
     }
-    mlx = {"repo": ref.repo, "revision": listing.commit,
-           "files": [{"file": f.file, "size": f.size, "sha256": f.sha256} for f in recorded]}
+    mlx = {
+        "repo": ref.repo,
+        "revision": listing.commit,
+        "files": [{"file": f.file, "size": f.size, "sha256": f.sha256} for f in recorded],
+    }
     write_entry(entry_id, fields, {"sources.mlx": mlx})
     return entry_id
 
@@ -204,7 +228,9 @@ def toml_value(v: Any) -> str:
 
 def write_entry(entry_id: str, fields: dict[str, Any], tables: dict[str, dict[str, Any]]) -> Path:
     """Write (atomically) `<user dir>/catalog/<id>.toml`; None values and empty lists are left out."""
-    lines = [f"# Written by `llamarch models pull` on {time.strftime('%Y-%m-%d')}; `llamarch models rm {entry_id}` removes it."]
+    lines = [
+        f"# Written by `llamarch models pull` on {time.strftime('%Y-%m-%d')}; `llamarch models rm {entry_id}` removes it."
+    ]
     lines += [f"{k} = {toml_value(v)}" for k, v in fields.items() if v is not None and v != []]
     for name, table in tables.items():
         lines += ["", f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]

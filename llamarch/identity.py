@@ -77,8 +77,14 @@ def base_identity(resolved: ResolvedModel, progress: ProgressFn | None = None) -
     embd = next((t for t in resolved.header.tensors if t.name == "token_embd.weight"), None)
     n_vocab = int(embd.shape[1]) if embd else len(meta.get("tokenizer.ggml.tokens") or [])
     return BaseIdentity(
-        model=resolved.display_name, gguf_sha256=sha, architecture=arch, n_layers=hp["n_layers"],
-        n_embd=hp["n_embd"], n_vocab=n_vocab, n_head=hp["n_head"], n_head_kv=hp["n_head_kv"],
+        model=resolved.display_name,
+        gguf_sha256=sha,
+        architecture=arch,
+        n_layers=hp["n_layers"],
+        n_embd=hp["n_embd"],
+        n_vocab=n_vocab,
+        n_head=hp["n_head"],
+        n_head_kv=hp["n_head_kv"],
     )
 
 
@@ -104,12 +110,15 @@ def mlx_identity(directory: Path, config: dict[str, Any]) -> BaseIdentity:
     if source and "base" in source:
         return BaseIdentity.from_dict(source["base"])
     return BaseIdentity(
-        model=directory.name, gguf_sha256="", architecture=config.get("model_type", "?"),
-        n_layers=int(config.get("num_hidden_layers", 0)), n_embd=int(config.get("hidden_size", 0)),
-        n_vocab=int(config.get("vocab_size", 0)), n_head=int(config.get("num_attention_heads", 0)),
+        model=directory.name,
+        gguf_sha256="",
+        architecture=config.get("model_type", "?"),
+        n_layers=int(config.get("num_hidden_layers", 0)),
+        n_embd=int(config.get("hidden_size", 0)),
+        n_vocab=int(config.get("vocab_size", 0)),
+        n_head=int(config.get("num_attention_heads", 0)),
         n_head_kv=int(config.get("num_key_value_heads", config.get("num_attention_heads", 0))),
     )
-
 
 
 # --- adapters ------------------------------------------------------------------------------
@@ -149,7 +158,7 @@ def gguf_identity_kv(identity: BaseIdentity) -> dict[str, Any]:
 
 
 def identity_from_gguf_metadata(meta: dict[str, Any]) -> dict[str, Any] | None:
-    found = {k[len(GGUF_KEY):]: v for k, v in meta.items() if k.startswith(GGUF_KEY)}
+    found = {k[len(GGUF_KEY) :]: v for k, v in meta.items() if k.startswith(GGUF_KEY)}
     return found or None
 
 
@@ -167,7 +176,9 @@ def mismatch(stored: dict[str, Any], actual: BaseIdentity) -> str | None:
     return None
 
 
-def check_adapter_base(adapter: str | os.PathLike[str], actual: BaseIdentity | None, *, stored: dict[str, Any] | None = None) -> None:
+def check_adapter_base(
+    adapter: str | os.PathLike[str], actual: BaseIdentity | None, *, stored: dict[str, Any] | None = None
+) -> None:
     """Raise AdapterMismatchError when the adapter was made for another base than `actual`.
 
     `stored` is the adapter's recorded base (read from the adapter directory when omitted);
@@ -189,7 +200,9 @@ def check_adapter_base(adapter: str | os.PathLike[str], actual: BaseIdentity | N
         )
 
 
-def check_gguf_adapter(adapter_path: str | os.PathLike[str], base_path: str | os.PathLike[str], base_model: str | None = None) -> None:
+def check_gguf_adapter(
+    adapter_path: str | os.PathLike[str], base_path: str | os.PathLike[str], base_model: str | None = None
+) -> None:
     """Check a GGUF LoRA adapter's stored base against a GGUF base file, before llama.cpp loads it."""
     adapter = validate(adapter_path)
     stored = identity_from_gguf_metadata(adapter.metadata)

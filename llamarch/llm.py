@@ -8,8 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from .backends import (
-    Backend, BatchPlanning, BatchStreaming, ChatTemplated, Chunk, GenerationOptions, Message, ModelNamed, Prompt,
-    Response, collect, open_backend,
+    Backend,
+    BatchPlanning,
+    BatchStreaming,
+    ChatTemplated,
+    Chunk,
+    GenerationOptions,
+    Message,
+    ModelNamed,
+    Prompt,
+    Response,
+    collect,
+    open_backend,
 )
 
 
@@ -82,8 +92,9 @@ class LLM:
 
     # --- batches --------------------------------------------------------------------
 
-    def stream_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False,
-                     **options: Any) -> Iterator[tuple[int, Chunk]]:
+    def stream_batch(
+        self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False, **options: Any
+    ) -> Iterator[tuple[int, Chunk]]:
         """Replies to many prompts: yields (index, chunk); each index's last chunk has stats.
 
         Engines that decode several sequences at once (`stream_batch` on the backend) are
@@ -98,8 +109,9 @@ class LLM:
             for chunk in self.backend.stream(prompt, opts):
                 yield i, chunk
 
-    def plan_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False,
-                   **options: Any) -> Any:
+    def plan_batch(
+        self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False, **options: Any
+    ) -> Any:
         """How `stream_batch` would run these prompts (sequences at once, KV cache bytes), or
         None for engines that do not plan; nothing is allocated. `plan.summary()` is one line."""
         opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
@@ -107,8 +119,9 @@ class LLM:
             return None
         return self.backend.plan_batch([self.prompt_for(p, raw) for p in prompts], opts, parallel=parallel)
 
-    def generate_batch(self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False,
-                       **options: Any) -> list[Response]:
+    def generate_batch(
+        self, prompts: Sequence[Prompt], parallel: int | None = None, *, raw: bool = False, **options: Any
+    ) -> list[Response]:
         """Whole replies to many prompts, in input order."""
         texts: dict[int, list[str]] = {i: [] for i in range(len(prompts))}
         stats: dict[int, Any] = {}

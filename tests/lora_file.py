@@ -15,8 +15,14 @@ def _string(s: str) -> bytes:
     return struct.pack("<Q", len(data)) + data
 
 
-def write_lora(path: Path, architecture: str, targets: dict[str, tuple[int, int]], rank: int = 8,
-               scale: float = 0.05, seed: int = 0) -> Path:
+def write_lora(
+    path: Path,
+    architecture: str,
+    targets: dict[str, tuple[int, int]],
+    rank: int = 8,
+    scale: float = 0.05,
+    seed: int = 0,
+) -> Path:
     """An adapter with lora_a/lora_b pairs for `targets` ({tensor name: (n_in, n_out)})."""
     rng = np.random.default_rng(seed)
     tensors: list[tuple[str, np.ndarray]] = []
@@ -24,8 +30,12 @@ def write_lora(path: Path, architecture: str, targets: dict[str, tuple[int, int]
         # numpy shape is (ne1, ne0): lora_a has ne = [n_in, rank], lora_b ne = [rank, n_out]
         tensors.append((f"{name}.lora_a", (rng.standard_normal((rank, n_in)) * scale).astype(np.float32)))
         tensors.append((f"{name}.lora_b", (rng.standard_normal((n_out, rank)) * scale).astype(np.float32)))
-    kv = [("general.architecture", 8, _string(architecture)), ("general.type", 8, _string("adapter")),
-          ("adapter.type", 8, _string("lora")), ("adapter.lora.alpha", 6, struct.pack("<f", float(rank)))]
+    kv = [
+        ("general.architecture", 8, _string(architecture)),
+        ("general.type", 8, _string("adapter")),
+        ("adapter.type", 8, _string("lora")),
+        ("adapter.lora.alpha", 6, struct.pack("<f", float(rank))),
+    ]
     head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
     for key, vtype, value in kv:
         head += _string(key) + struct.pack("<I", vtype) + value

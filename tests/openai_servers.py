@@ -44,9 +44,14 @@ class ServerProcess:
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str]):
         self.args, self.log_path = args, log_path
         self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
         self.url = ""
         self.api_key: str | None = None
 
@@ -94,16 +99,30 @@ def _env(home: Path, models_dir: Path) -> dict[str, str]:
     return env
 
 
-def start_llamarch_serve(model_path: Path, workdir: Path, api_key: str | None = None,
-                         extra: tuple[str, ...] = ()) -> ServerProcess:
+def start_llamarch_serve(
+    model_path: Path, workdir: Path, api_key: str | None = None, extra: tuple[str, ...] = ()
+) -> ServerProcess:
     """`llamarch serve` on a free port (port 0: the server picks it and prints its URL)."""
     models_dir = model_path.parent.parent  # <models>/<id>/<file>
     model_id = model_path.parent.name
     env = _env(workdir / "home", models_dir)
     if api_key:
         env["LLAMARCH_SERVE_API_KEY"] = api_key  # the env form: the key stays out of `ps`
-    args = [sys.executable, "-m", "llamarch", "serve", "-m", model_id, "--port", "0",
-            "--n-ctx", str(N_CTX), "--threads", "1", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "llamarch",
+        "serve",
+        "-m",
+        model_id,
+        "--port",
+        "0",
+        "--n-ctx",
+        str(N_CTX),
+        "--threads",
+        "1",
+        *extra,
+    ]
     server = ServerProcess(args, workdir / "llamarch-serve.log", env)
     try:
         server.url = server.wait_for_banner(r"at (http://127\.0\.0\.1:\d+/v1)")
@@ -114,8 +133,9 @@ def start_llamarch_serve(model_path: Path, workdir: Path, api_key: str | None = 
     return server
 
 
-def start_llama_cpp_server(model_path: Path, workdir: Path, api_key: str | None = None,
-                           interrupt: bool = False) -> ServerProcess:
+def start_llama_cpp_server(
+    model_path: Path, workdir: Path, api_key: str | None = None, interrupt: bool = False
+) -> ServerProcess:
     """llama-cpp-python's server on a free port (tried again if another process takes the port first).
 
     By default it is started as batch work needs it: without `interrupt_requests`, which
@@ -124,10 +144,26 @@ def start_llama_cpp_server(model_path: Path, workdir: Path, api_key: str | None 
     env = _env(workdir / "home", model_path.parent.parent)
     for attempt in range(3):
         port = free_port()
-        args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-                "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "1", "--n_threads_batch", "1",
-                "--interrupt_requests", str(interrupt),
-                *(["--api_key", api_key] if api_key else [])]
+        args = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(N_CTX),
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+            "--interrupt_requests",
+            str(interrupt),
+            *(["--api_key", api_key] if api_key else []),
+        ]
         server = ServerProcess(args, workdir / f"llama-cpp-server-{attempt}.log", env)
         server.url, server.api_key = f"http://127.0.0.1:{port}/v1", api_key
         try:
@@ -140,8 +176,9 @@ def start_llama_cpp_server(model_path: Path, workdir: Path, api_key: str | None 
     raise AssertionError("unreachable")
 
 
-def post(url: str, body: object, api_key: str | None = None, raw: bytes | None = None,
-         timeout: float = 120) -> tuple[int, dict[str, str], bytes]:
+def post(
+    url: str, body: object, api_key: str | None = None, raw: bytes | None = None, timeout: float = 120
+) -> tuple[int, dict[str, str], bytes]:
     """A plain HTTP POST (status, headers, body), for checking the wire format itself."""
     data = raw if raw is not None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
@@ -156,4 +193,4 @@ def post(url: str, body: object, api_key: str | None = None, raw: bytes | None =
 
 
 def sse_payloads(body: bytes) -> list[str]:
-    return [line[len(b"data: "):].decode() for line in body.split(b"\n") if line.startswith(b"data: ")]
+    return [line[len(b"data: ") :].decode() for line in body.split(b"\n") if line.startswith(b"data: ")]

@@ -18,8 +18,14 @@ from llamarch.store import Store, result_key
 # flip (multi-row matrix kernels add in another order than one-row ones); larger gaps are not.
 NEAR_TIE = 0.75
 
-TOPICS = ["reverse a string", "check if a number is prime", "merge two sorted lists",
-          "compute the median of a list", "parse a CSV line", "flatten a nested list"]
+TOPICS = [
+    "reverse a string",
+    "check if a number is prime",
+    "merge two sorted lists",
+    "compute the median of a list",
+    "parse a CSV line",
+    "flatten a nested list",
+]
 LISTING = "".join(
     f"def helper_{i}(values):\n    total = 0\n    for v in values:\n        total += v * {i}\n    return total\n\n"
     for i in range(24)
@@ -29,8 +35,13 @@ LISTING = "".join(
 def mixed_prompts() -> list:
     """Short asks, a system prompt, and one listing longer than a 512-token batch."""
     prompts: list = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:4]]
-    prompts.insert(1, [{"role": "system", "content": "Answer in one sentence."},
-                       {"role": "user", "content": "What is a Python generator?"}])
+    prompts.insert(
+        1,
+        [
+            {"role": "system", "content": "Answer in one sentence."},
+            {"role": "user", "content": "What is a Python generator?"},
+        ],
+    )
     prompts.append([{"role": "user", "content": f"Which helper returns the largest total?\n\n{LISTING}"}])
     return prompts
 
@@ -50,8 +61,9 @@ def divergence_margin(llm, prompt, reference: list[int], other: list[int]) -> tu
     native = backend._llm
     native.reset()
     native.eval(tokens + reference[:k])
-    logits = np.ctypeslib.as_array(backend._llama_cpp.llama_get_logits_ith(context_ptr(native), -1),
-                                   shape=(native.n_vocab(),))
+    logits = np.ctypeslib.as_array(
+        backend._llama_cpp.llama_get_logits_ith(context_ptr(native), -1), shape=(native.n_vocab(),)
+    )
     top2 = np.sort(logits)[-2:]
     native.reset()
     return k, float(top2[1] - top2[0])
@@ -144,8 +156,10 @@ def test_stop_string_frees_its_slot_early(smollm):
     assert final[1].finish_reason == "length"
     # Prompt 2 took the freed slot and produced text while prompt 1 was still generating.
     assert order.index((2, False)) < order.index((1, True))
-    assert smollm.generate_batch(prompts[:1], parallel=2, temperature=0, max_tokens=40, stop=[stop])[0].text == \
-        replies[0][: replies[0].index(stop)]
+    assert (
+        smollm.generate_batch(prompts[:1], parallel=2, temperature=0, max_tokens=40, stop=[stop])[0].text
+        == replies[0][: replies[0].index(stop)]
+    )
 
 
 VERDICT = {
@@ -159,8 +173,14 @@ VERDICT = {
 
 
 def test_constrained_verdicts_in_a_batch_all_parse(smollm):
-    answers = ["2 + 2 = 4", "The capital of France is Berlin", "Python lists are mutable",
-               "def add(a, b): return a - b", "Water boils at 100 C at sea level", "A byte has 8 bits"]
+    answers = [
+        "2 + 2 = 4",
+        "The capital of France is Berlin",
+        "Python lists are mutable",
+        "def add(a, b): return a - b",
+        "Water boils at 100 C at sea level",
+        "A byte has 8 bits",
+    ]
     prompts = [[{"role": "user", "content": f"Is this answer correct? Reply as JSON. Answer: {a}"}] for a in answers]
     replies = smollm.generate_batch(prompts, parallel=3, temperature=0, max_tokens=64, json_schema=VERDICT)
     for reply in replies:
@@ -205,12 +225,15 @@ def test_cancel_keeps_finished_items_and_the_run_resumes(smollm, tmp_path):
             cancel.set()
 
     with Store(tmp_path / "store.db") as store:
-        first = run_storing(smollm, prompts, store, GenerationOptions(temperature=0, max_tokens=32, cancel=cancel), on_done)
+        first = run_storing(
+            smollm, prompts, store, GenerationOptions(temperature=0, max_tokens=32, cancel=cancel), on_done
+        )
         assert 2 <= len(finished) < len(prompts)
         assert sorted(i for i, v in first.items() if v is not None) == sorted(finished)
         resumed_now = []
-        resumed = run_storing(smollm, prompts, store, GenerationOptions(temperature=0, max_tokens=32),
-                              resumed_now.append)
+        resumed = run_storing(
+            smollm, prompts, store, GenerationOptions(temperature=0, max_tokens=32), resumed_now.append
+        )
     assert sorted(resumed_now) == sorted(set(range(len(prompts))) - set(finished))
     for i, prompt in enumerate(prompts):
         assert resumed[i] == (first[i] or resumed[i])  # stored items are never redone
@@ -236,8 +259,9 @@ class _InterruptAfter:
 
 
 def test_ctrl_c_during_a_batch_marks_unfinished_and_keeps_finished(smollm):
-    prompts = [[{"role": "user", "content": "Say hi."}]] + \
-              [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:3]]
+    prompts = [[{"role": "user", "content": "Say hi."}]] + [
+        [{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:3]
+    ]
     expected = list(smollm.stream(prompts[0], temperature=0, max_tokens=48))
     assert expected[-1].stats.finish_reason == "stop" and expected[-1].stats.completion_tokens < 30
     expected_ids = token_ids(expected)
@@ -302,15 +326,15 @@ def test_empty_prompt_is_refused(smollm):
 
 
 def test_batches_apply_the_lora_adapter(smollm, smollm_path, tmp_path):
-    from lora_file import write_lora
-
     from llamarch import LLM
     from llamarch.gguf_file import read_header
+    from lora_file import write_lora
 
     meta = read_header(smollm_path).metadata
     n_embd, n_layer = meta["llama.embedding_length"], meta["llama.block_count"]
-    adapter = write_lora(tmp_path / "adapter.gguf", "llama",
-                         {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)})
+    adapter = write_lora(
+        tmp_path / "adapter.gguf", "llama", {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)}
+    )
     prompts = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:3]]
     base = [token_ids(smollm.stream(p, temperature=0, max_tokens=24)) for p in prompts]
     with LLM("smollm2-135m", n_ctx=1024, lora_path=str(adapter)) as tuned:

@@ -119,16 +119,23 @@ def test_offline_hub_cache_is_used(smollm_path, tmp_path):
     (repo_dir / "refs" / "main").write_text(revision)
     blob = repo_dir / "blobs" / entry.sha256
     blob.parent.mkdir()
-    os.link(smollm_path, blob) if os.stat(smollm_path).st_dev == os.stat(tmp_path).st_dev else shutil.copy(smollm_path, blob)
+    os.link(smollm_path, blob) if os.stat(smollm_path).st_dev == os.stat(tmp_path).st_dev else shutil.copy(
+        smollm_path, blob
+    )
     snap = repo_dir / "snapshots" / revision / entry.hf.file
     snap.parent.mkdir(parents=True)
     snap.symlink_to(os.path.relpath(blob, snap.parent))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
-           paths.MODELS_ENV: str(tmp_path / "empty-models")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        paths.MODELS_ENV: str(tmp_path / "empty-models"),
+    }
     cli = [sys.executable, "-m", "llamarch.cli"]
     out = subprocess.run(cli + ["models", "list", "--json"], env=env, capture_output=True, text=True, check=True)
     row = next(r for r in json.loads(out.stdout) if r["id"] == "smollm2-135m")
     assert row["installed"] and row["location"] == "hf-cache"
-    gen = subprocess.run(cli + ["generate", "-m", "smollm2-135m", "--max-tokens", "5", "Hello"], env=env,
-                         capture_output=True, text=True)
+    gen = subprocess.run(
+        cli + ["generate", "-m", "smollm2-135m", "--max-tokens", "5", "Hello"], env=env, capture_output=True, text=True
+    )
     assert gen.returncode == 0 and gen.stdout.strip(), gen.stderr

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -81,7 +80,9 @@ def test_turn_three_evaluates_only_the_new_tokens(smollm):
 def test_continue_and_cid_give_the_model_the_whole_history(smollm_path, monkeypatch):
     from llamarch.backends.llamacpp import LlamaCppBackend
 
-    first = CliRunner().invoke(cli, CHAT + ["--system", "Be brief."], input="Remember the word pineapple.\n/save fruit\n")
+    first = CliRunner().invoke(
+        cli, CHAT + ["--system", "Be brief."], input="Remember the word pineapple.\n/save fruit\n"
+    )
     assert first.exit_code == 0, first.output
     [(cid, before)] = stored()
 
@@ -120,8 +121,12 @@ class ChatProcess:
 
     def __init__(self, *args: str):
         code = "from llamarch.cli import main; main()"
-        self.proc = subprocess.Popen([sys.executable, "-c", code, *CHAT, *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, *CHAT, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.out = b""
 
     def send(self, text: str) -> None:
@@ -185,8 +190,13 @@ def test_overflowing_the_context_drops_the_oldest_turns_but_not_the_system_promp
     system = "You are a terse assistant."
     note = "Please remember this note: " + "the quick brown fox jumps over the lazy dog. " * 4
     with LLM("smollm2-135m", n_ctx=256) as llm, Store() as store:
-        session = ChatSession(llm, Conversations(store), system=system,
-                              options={"temperature": 0, "max_tokens": 16}, notice=notices.append)
+        session = ChatSession(
+            llm,
+            Conversations(store),
+            system=system,
+            options={"temperature": 0, "max_tokens": 16},
+            notice=notices.append,
+        )
         for i in range(6):
             turn = session.send(f"Note {i}. {note}")
             assert turn.stats.prompt_tokens <= 256 - 16
@@ -249,8 +259,9 @@ def test_locked_store_keeps_turns_until_it_can_write_them(smollm, isolated_home)
     path = isolated_home / "llamarch.db"
     notices: list[str] = []
     with Store(path, timeout=0.1) as store:
-        session = ChatSession(smollm, Conversations(store), options={"temperature": 0, "max_tokens": 8},
-                              notice=notices.append)
+        session = ChatSession(
+            smollm, Conversations(store), options={"temperature": 0, "max_tokens": 8}, notice=notices.append
+        )
         lock = sqlite3.connect(path, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
         session.send("First.")

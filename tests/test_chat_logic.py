@@ -93,4 +93,3 @@ def test_reply_writer_plain_when_not_a_terminal():
     writer.write("x = `1`")
     writer.finish()
     assert out.getvalue() == "# Title\nx = `1`\n"
-

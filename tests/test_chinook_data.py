@@ -49,9 +49,7 @@ def test_licence_and_readme_shipped():
 def test_db_tables_and_row_counts(conn):
     tables = {
         name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
     }
     assert len(tables) == 11
     expected = {"Track": 3503, "Customer": 59, "Invoice": 412, "InvoiceLine": 2240}

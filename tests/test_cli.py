@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from llamarch import paths
@@ -41,8 +40,19 @@ def test_generate_json_has_text_and_stats(smollm_path):
 
 
 def test_generate_streams_text_and_honours_stop(smollm_path):
-    r = run("generate", "-m", str(smollm_path), "--raw", "--temperature", "0", "--max-tokens", "30",
-            "--stop", " 7", "Count: 1, 2, 3, 4,")
+    r = run(
+        "generate",
+        "-m",
+        str(smollm_path),
+        "--raw",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "30",
+        "--stop",
+        " 7",
+        "Count: 1, 2, 3, 4,",
+    )
     assert r.exit_code == 0 and " 5" in r.output and " 7" not in r.output
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from llamarch.backends import (
-    BACKENDS, BatchPlanning, BatchStreaming, ChatPrefill, ChatTemplated, ContinuesAssistant, PromptTokens, backend_class,
+    BACKENDS,
+    BatchPlanning,
+    BatchStreaming,
+    ChatPrefill,
+    ChatTemplated,
+    ContinuesAssistant,
+    PromptTokens,
+    backend_class,
 )
 
 METHODS = (BatchStreaming, BatchPlanning, PromptTokens, ChatPrefill)

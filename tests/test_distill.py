@@ -36,9 +36,28 @@ def write_prompts(path: Path, bad_lines: bool = False) -> Path:
 
 
 def distill_cmd(prompts: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-c", "from llamarch.cli import main; main()", "distill",
-            "--student", "smollm2-135m", "--teacher", "smollm2-135m", "--prompts", str(prompts), "--out", str(out),
-            "--no-train", "--max-tokens", "40", "--judge-max-tokens", "96", "--threads", "1", *extra]
+    return [
+        sys.executable,
+        "-c",
+        "from llamarch.cli import main; main()",
+        "distill",
+        "--student",
+        "smollm2-135m",
+        "--teacher",
+        "smollm2-135m",
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+        "--no-train",
+        "--max-tokens",
+        "40",
+        "--judge-max-tokens",
+        "96",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def stored(db: Path, kind: str) -> int:
@@ -67,7 +86,10 @@ def test_distill_end_to_end_no_train(tmp_path, smollm_path):
     assert verdicts["count"] == 4 and verdicts["valid"] + verdicts["invalid"] == 4
     rows = [json.loads(line) for f in ("train.jsonl", "valid.jsonl") for line in (out / f).read_text().splitlines()]
     ts = report["training_set"]
-    assert ts["train_rows"] + ts["valid_rows"] == len(rows) and ts["rows"] == verdicts["valid"] - ts["skipped_no_improvement"]
+    assert (
+        ts["train_rows"] + ts["valid_rows"] == len(rows)
+        and ts["rows"] == verdicts["valid"] - ts["skipped_no_improvement"]
+    )
     for row in rows:  # mlx-lm chat format
         roles = [m["role"] for m in row["messages"]]
         assert roles == ["user", "assistant"] and all(m["content"] for m in row["messages"])
@@ -114,7 +136,9 @@ def test_distill_resumes_after_sigkill_with_identical_files(tmp_path, smollm_pat
 
 def test_distill_refuses_missing_inputs_in_one_line(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["distill", "--out", str(tmp_path / "o"), "--prompts", str(tmp_path / "none.jsonl"), "--no-train"])
+    result = runner.invoke(
+        cli, ["distill", "--out", str(tmp_path / "o"), "--prompts", str(tmp_path / "none.jsonl"), "--no-train"]
+    )
     assert result.exit_code == 1 and "Error: file not found" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli, ["distill", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--prompts" in result.output
@@ -126,8 +150,10 @@ def test_distill_refuses_missing_inputs_in_one_line(tmp_path):
 
 def test_judge_cli_prints_one_verdict(qwen05_path):
     q = "Write a Python function is_even(n) that returns True when n is even."
-    result = CliRunner().invoke(cli, ["judge", "-t", "qwen2.5-coder-0.5b", "--n-ctx", "2048", q,
-                                      "def is_even(n):\n    return n % 2 == 0", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        ["judge", "-t", "qwen2.5-coder-0.5b", "--n-ctx", "2048", q, "def is_even(n):\n    return n % 2 == 0", "--json"],
+    )
     assert result.exit_code == 0, result.output
     verdict = json.loads(result.output)
     assert verdict["valid"] and 1 <= verdict["score"] <= 10 and verdict["critique"] and verdict["improved_answer"]
@@ -148,8 +174,22 @@ def test_judge_cli_over_a_pairs_file_resumes_from_the_store(tmp_path, smollm_pat
 def test_judge_cli_student_run_prints_one_line_per_prompt(tmp_path, smollm_path):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"prompt": "Reverse a string in Python."}\n{"prompt": "Sum a list in Python."}\n')
-    result = CliRunner().invoke(cli, ["judge", "-t", "smollm2-135m", "--max-tokens", "48", "--student", "smollm2-135m", "--student-max-tokens", "24",
-                                      "--prompts", str(prompts)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "judge",
+            "-t",
+            "smollm2-135m",
+            "--max-tokens",
+            "48",
+            "--student",
+            "smollm2-135m",
+            "--student-max-tokens",
+            "24",
+            "--prompts",
+            str(prompts),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert [r["prompt"] for r in rows] == ["Reverse a string in Python.", "Sum a list in Python."]
@@ -168,7 +208,9 @@ def served_teacher(smollm_path: Path, tmp_path_factory):
 
 def test_judge_and_distill_with_a_teacher_on_an_openai_server(served_teacher, tmp_path, smollm_path):
     teacher = f"openai:@{served_teacher.url}"
-    result = CliRunner().invoke(cli, ["judge", "-t", teacher, "--max-tokens", "96", "Add 2 and 2 in Python.", "2 + 2", "--json"])
+    result = CliRunner().invoke(
+        cli, ["judge", "-t", teacher, "--max-tokens", "96", "Add 2 and 2 in Python.", "2 + 2", "--json"]
+    )
     verdict = json.loads(result.output.splitlines()[-1])
     assert verdict["raw"] and verdict["valid"] == (verdict["score"] is not None)
 
@@ -188,7 +230,18 @@ def test_distill_trains_the_student_and_compares_it_with_the_adapter_on_llama_cp
     out = tmp_path / "run"
     cmd = [a for a in distill_cmd(prompts, out) if a != "--no-train"]
     cmd[cmd.index("--teacher") + 1] = "qwen2.5-coder-0.5b"
-    cmd += ["--judge-max-tokens", "320", "--min-score", "11", "--iters", "2", "--train-option", "batch_size=1", "--train-option", "max_seq_length=128"]
+    cmd += [
+        "--judge-max-tokens",
+        "320",
+        "--min-score",
+        "11",
+        "--iters",
+        "2",
+        "--train-option",
+        "batch_size=1",
+        "--train-option",
+        "max_seq_length=128",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
@@ -196,7 +249,10 @@ def test_distill_trains_the_student_and_compares_it_with_the_adapter_on_llama_cp
     adapter = out / report["adapter"] if not Path(report["adapter"]).is_absolute() else Path(report["adapter"])
     assert adapter.is_file() and adapter.read_bytes()[:4] == b"GGUF"
     evaluation = report["evaluation"]
-    assert evaluation["after"] is not None and evaluation["win"] + evaluation["tie"] + evaluation["loss"] + evaluation["unjudged"] == 1
+    assert (
+        evaluation["after"] is not None
+        and evaluation["win"] + evaluation["tie"] + evaluation["loss"] + evaluation["unjudged"] == 1
+    )
     assert "training" in json.loads((out / "timings.json").read_text())
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)  # everything is stored: nothing retrains

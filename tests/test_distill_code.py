@@ -19,22 +19,43 @@ from llamarch.evals.humaneval import Problem
 from llamarch.patterns.student_teacher.verified_code import drop_overlap, load_tasks, training_rows
 
 TASKS = [
-    {"prompt": 'def add(a: int, b: int) -> int:\n    """Return the sum of a and b."""\n', "entry_point": "add",
-     "tests": "assert add(2, 3) == 5\nassert add(-1, 1) == 0"},
-    {"prompt": 'def is_even(n: int) -> bool:\n    """Return True when n is even."""\n', "entry_point": "is_even",
-     "tests": "assert is_even(4) is True\nassert is_even(7) is False"},
-    {"prompt": 'def reverse_words(text: str) -> str:\n    """Return the words of text in reverse order, joined by one space."""\n',
-     "entry_point": "reverse_words", "tests": "assert reverse_words('a b  c') == 'c b a'"},
-    {"prompt": 'def square(x: int) -> int:\n    """Return x squared."""\n', "entry_point": "square",
-     "tests": "assert square(3) == 9"},
+    {
+        "prompt": 'def add(a: int, b: int) -> int:\n    """Return the sum of a and b."""\n',
+        "entry_point": "add",
+        "tests": "assert add(2, 3) == 5\nassert add(-1, 1) == 0",
+    },
+    {
+        "prompt": 'def is_even(n: int) -> bool:\n    """Return True when n is even."""\n',
+        "entry_point": "is_even",
+        "tests": "assert is_even(4) is True\nassert is_even(7) is False",
+    },
+    {
+        "prompt": 'def reverse_words(text: str) -> str:\n    """Return the words of text in reverse order, joined by one space."""\n',
+        "entry_point": "reverse_words",
+        "tests": "assert reverse_words('a b  c') == 'c b a'",
+    },
+    {
+        "prompt": 'def square(x: int) -> int:\n    """Return x squared."""\n',
+        "entry_point": "square",
+        "tests": "assert square(3) == 9",
+    },
 ]
 HELD_OUT = [
-    {"prompt": 'def maximum(xs: list) -> int:\n    """Return the largest number of a non-empty list."""\n',
-     "entry_point": "maximum", "test": "def check(candidate):\n    assert candidate([3, 9, 2]) == 9\n"},
-    {"prompt": 'def count_vowels(s: str) -> int:\n    """Return how many of the letters of s are vowels (aeiou)."""\n',
-     "entry_point": "count_vowels", "test": "def check(candidate):\n    assert candidate('banana') == 3\n"},
-    {"prompt": 'def square(x: int) -> int:\n    """Return x squared."""\n', "entry_point": "square",  # also a training task
-     "test": "def check(candidate):\n    assert candidate(4) == 16\n"},
+    {
+        "prompt": 'def maximum(xs: list) -> int:\n    """Return the largest number of a non-empty list."""\n',
+        "entry_point": "maximum",
+        "test": "def check(candidate):\n    assert candidate([3, 9, 2]) == 9\n",
+    },
+    {
+        "prompt": 'def count_vowels(s: str) -> int:\n    """Return how many of the letters of s are vowels (aeiou)."""\n',
+        "entry_point": "count_vowels",
+        "test": "def check(candidate):\n    assert candidate('banana') == 3\n",
+    },
+    {
+        "prompt": 'def square(x: int) -> int:\n    """Return x squared."""\n',
+        "entry_point": "square",  # also a training task
+        "test": "def check(candidate):\n    assert candidate(4) == 16\n",
+    },
 ]
 
 
@@ -73,8 +94,11 @@ def test_tasks_load_with_asserts_or_a_check_function_and_bad_lines_are_named(tmp
 def test_rows_keep_only_passing_answers_in_the_harness_prompt():
     tasks = [Problem(f"t/{i}", f"def f{i}():\n    pass\n", f"f{i}", "") for i in range(3)]
     student = [Answer(True, "own 0"), Answer(False, "own 1"), Answer(False, "own 2")]
-    teacher = [[Answer(True, "teacher 0")], [Answer(False, "bad"), Answer(True, "long good", "x" * 9),
-                                             Answer(True, "short good", "x")], [Answer(False, "bad")]]
+    teacher = [
+        [Answer(True, "teacher 0")],
+        [Answer(False, "bad"), Answer(True, "long good", "x" * 9), Answer(True, "short good", "x")],
+        [Answer(False, "bad")],
+    ]
     rows, counts = training_rows("corrected", tasks, student, teacher)
     assert [r["messages"][-1]["content"] for r in rows] == ["own 0", "short good"]
     assert counts == {"rows": 2, "student_answers": 1, "teacher_answers": 1, "unverified": 1}
@@ -91,19 +115,47 @@ def test_a_training_task_that_is_a_held_out_task_is_left_out(tmp_path):
 
 
 def llamarch(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from llamarch.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", "from llamarch.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def test_distill_check_python_end_to_end_trains_on_passing_answers_and_scores_by_tests(tmp_path, smollm_path,
-                                                                                      qwen05_path):
+def test_distill_check_python_end_to_end_trains_on_passing_answers_and_scores_by_tests(
+    tmp_path, smollm_path, qwen05_path
+):
     tasks = write_jsonl(tmp_path / "tasks.jsonl", TASKS)
     held = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
     out = tmp_path / "run"
-    cmd = ["distill", "--check", "python", "--prompts", str(tasks), "--eval-questions", str(held),
-           "--student", "smollm2-135m", "--teacher", "qwen2.5-coder-0.5b", "--samples", "2", "--max-tokens", "160",
-           "--iters", "2", "--train-option", "batch_size=1", "--train-option", "max_seq_length=320",
-           "--threads", "2", "--out", str(out)]
+    cmd = [
+        "distill",
+        "--check",
+        "python",
+        "--prompts",
+        str(tasks),
+        "--eval-questions",
+        str(held),
+        "--student",
+        "smollm2-135m",
+        "--teacher",
+        "qwen2.5-coder-0.5b",
+        "--samples",
+        "2",
+        "--max-tokens",
+        "160",
+        "--iters",
+        "2",
+        "--train-option",
+        "batch_size=1",
+        "--train-option",
+        "max_seq_length=320",
+        "--threads",
+        "2",
+        "--out",
+        str(out),
+    ]
     done = llamarch(*cmd)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
@@ -112,7 +164,9 @@ def test_distill_check_python_end_to_end_trains_on_passing_answers_and_scores_by
     t = report["training_set"]
     assert t["rows"] == t["student_answers"] + t["teacher_answers"] and t["rows"] + t["unverified"] == 3
     assert t["rows"] >= 1, report  # the 0.5B passes at least `add` or `is_even`
-    rows = [json.loads(line) for name in ("train.jsonl", "valid.jsonl") for line in (out / name).read_text().splitlines()]
+    rows = [
+        json.loads(line) for name in ("train.jsonl", "valid.jsonl") for line in (out / name).read_text().splitlines()
+    ]
     assert len(rows) == t["rows"]
     assert all("```" in r["messages"][-1]["content"] for r in rows)  # replies as the harness words them
     ev = report["evaluation"]
@@ -123,8 +177,9 @@ def test_distill_check_python_end_to_end_trains_on_passing_answers_and_scores_by
     assert (out / "adapter" / "adapter.gguf").is_file()
     again = llamarch(*cmd)  # everything is stored: the rerun reports the same figures
     assert again.returncode == 0, again.stderr[-2000:]
-    assert json.loads((out / "report.json").read_text())["evaluation"]["models"] == \
-        {k: {**v, "tok_per_s": None} for k, v in ev["models"].items()}
+    assert json.loads((out / "report.json").read_text())["evaluation"]["models"] == {
+        k: {**v, "tok_per_s": None} for k, v in ev["models"].items()
+    }
 
 
 def test_distill_check_python_bad_input_is_one_line(tmp_path):

@@ -21,9 +21,13 @@ def bench():
 
 
 def test_overlap_finds_shared_names_and_text(bench):
-    refs = ["def below_zero(operations):\n    \"\"\" You're given a list of deposit and withdrawal operations on a bank account\"\"\""]
-    texts = ["def Below_Zero(ops):\n    \"\"\" a list of deposit and withdrawal operations on a bank account, twice\"\"\"",
-             "def chunk(items, size):\n    \"\"\" Split items into chunks.\"\"\""]
+    refs = [
+        'def below_zero(operations):\n    """ You\'re given a list of deposit and withdrawal operations on a bank account"""'
+    ]
+    texts = [
+        'def Below_Zero(ops):\n    """ a list of deposit and withdrawal operations on a bank account, twice"""',
+        'def chunk(items, size):\n    """ Split items into chunks."""',
+    ]
     report = bench.overlap_report(texts, ["Below_Zero", "chunk"], refs, ["below_zero"], n=4)
     assert report["name_collisions"] == ["below_zero"]
     assert report["max_overlap_pair"] == ["Below_Zero", "below_zero"]
@@ -34,8 +38,9 @@ def test_overlap_finds_shared_names_and_text(bench):
 
 
 def test_overlap_ignores_number_only_ngrams(bench):
-    report = bench.overlap_report(["m = [[1, 2, 3], [4, 5, 6]] spiral"], ["spiral"],
-                                  ["grid = [[1, 2, 3], [4, 5, 6]] path"], ["path"], n=4)
+    report = bench.overlap_report(
+        ["m = [[1, 2, 3], [4, 5, 6]] spiral"], ["spiral"], ["grid = [[1, 2, 3], [4, 5, 6]] path"], ["path"], n=4
+    )
     assert report["max_ngram_overlap"] == 0.0 and report["prompts_sharing_any_ngram"] == 0
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
 from llamarch.errors import LlamarchError
 from llamarch.jsonl import BadLine
 from llamarch.patterns.student_teacher import Verdict
-from llamarch.patterns.student_teacher.distill import DEMO_PROMPTS, compare, fill_from_store, format_report, training_rows
+from llamarch.patterns.student_teacher.distill import (
+    DEMO_PROMPTS,
+    compare,
+    fill_from_store,
+    format_report,
+    training_rows,
+)
 from llamarch.patterns.student_teacher.prompts import PromptItem, read_prompts, split_held_out
 from llamarch.patterns.student_teacher.synthesize import normalized, parse_prompts
 from llamarch.patterns.student_teacher.training import normalize_examples, split_valid, train_student_adapter
@@ -74,7 +79,13 @@ def test_training_rows_take_teacher_answer_below_min_score():
     rows, counts = training_rows(items, answers, verdicts, min_score=8)
     assert [r["messages"][-1]["content"] for r in rows] == ["student a", "student b", "better"]
     assert rows[0]["messages"] == [{"role": "user", "content": "a"}, {"role": "assistant", "content": "student a"}]
-    assert counts == {"rows": 3, "teacher_answers": 1, "student_answers": 2, "skipped_invalid_verdict": 1, "skipped_no_improvement": 1}
+    assert counts == {
+        "rows": 3,
+        "teacher_answers": 1,
+        "student_answers": 2,
+        "skipped_invalid_verdict": 1,
+        "skipped_no_improvement": 1,
+    }
 
 
 def test_compare_counts_win_tie_loss():
@@ -111,7 +122,9 @@ def test_training_without_finetune_names_the_missing_piece(tmp_path, monkeypatch
 
 
 def test_examples_normalize_to_chat_rows():
-    rows = normalize_examples([("q", "a"), {"prompt": "p", "completion": "c"}, {"messages": [{"role": "user", "content": "m"}]}])
+    rows = normalize_examples(
+        [("q", "a"), {"prompt": "p", "completion": "c"}, {"messages": [{"role": "user", "content": "m"}]}]
+    )
     assert [r["messages"][-1]["content"] for r in rows] == ["a", "c", "m"]
     with pytest.raises(LlamarchError, match="example 1"):
         normalize_examples([42])
@@ -131,8 +144,15 @@ def test_demo_prompts_are_well_formed():
 def test_report_table_mentions_before_after_and_wins():
     report = {
         "verdicts": {"count": 4, "valid": 4, "invalid": 0, "retried": 1, "mean_score": 6.5},
-        "training_set": {"rows": 4, "teacher_answers": 2, "student_answers": 2, "skipped_invalid_verdict": 0,
-                         "skipped_no_improvement": 0, "train_rows": 3, "valid_rows": 1},
+        "training_set": {
+            "rows": 4,
+            "teacher_answers": 2,
+            "student_answers": 2,
+            "skipped_invalid_verdict": 0,
+            "skipped_no_improvement": 0,
+            "train_rows": 3,
+            "valid_rows": 1,
+        },
         "evaluation": compare([PromptItem.from_text("a"), PromptItem.from_text("b")], [v(4), v(6)], [v(8), v(6)]),
     }
     table = format_report(report)

@@ -24,9 +24,14 @@ TRAIN = [
     {"question": "Which authors are from the UK? Give their names."},  # the same as a held-out question
 ]
 HELD_OUT = [
-    {"question": "Which authors are from the UK? Give their names.", "sql": "SELECT name FROM author WHERE country = 'UK'"},
-    {"question": "How many books did each author write? Give the author's name and the count.",
-     "sql": "SELECT a.name, count(*) FROM author a JOIN book b ON b.author_id = a.id GROUP BY a.id"},
+    {
+        "question": "Which authors are from the UK? Give their names.",
+        "sql": "SELECT name FROM author WHERE country = 'UK'",
+    },
+    {
+        "question": "How many books did each author write? Give the author's name and the count.",
+        "sql": "SELECT a.name, count(*) FROM author a JOIN book b ON b.author_id = a.id GROUP BY a.id",
+    },
     {"question": "What is the average number of pages of a book?", "sql": "SELECT avg(pages) FROM book"},
 ]
 
@@ -58,8 +63,12 @@ def sha256(path: Path) -> str:
 
 
 def llamarch(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from llamarch.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", "from llamarch.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture()
@@ -74,10 +83,37 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
     notes = tmp_path / "notes.txt"
     notes.write_text("Countries are written as short names: UK, France, USA.")
     out = tmp_path / "run"
-    cmd = ["distill", "--check", "sql", "--db", str(library), "--prompts", str(train), "--eval-questions", str(held),
-           "--student", "smollm2-135m", "--teacher", "qwen2.5-coder-0.5b", "--samples", "4", "--max-tokens", "96",
-           "--teacher-context", str(notes), "--iters", "2", "--train-option", "batch_size=1",
-           "--train-option", "max_seq_length=256", "--threads", "2", "--out", str(out)]
+    cmd = [
+        "distill",
+        "--check",
+        "sql",
+        "--db",
+        str(library),
+        "--prompts",
+        str(train),
+        "--eval-questions",
+        str(held),
+        "--student",
+        "smollm2-135m",
+        "--teacher",
+        "qwen2.5-coder-0.5b",
+        "--samples",
+        "4",
+        "--max-tokens",
+        "96",
+        "--teacher-context",
+        str(notes),
+        "--iters",
+        "2",
+        "--train-option",
+        "batch_size=1",
+        "--train-option",
+        "max_seq_length=256",
+        "--threads",
+        "2",
+        "--out",
+        str(out),
+    ]
     proc = llamarch(*cmd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -95,7 +131,9 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
     assert report["training_set"]["rows"] >= 3, report["training_set"]
     for row in rows:  # the student learns from its own prompt: no teacher context in its rows
         user = row["messages"][1]["content"]
-        assert "author(" in user and "Sample rows" not in user and "UK, France" not in user and "short names" not in user
+        assert (
+            "author(" in user and "Sample rows" not in user and "UK, France" not in user and "short names" not in user
+        )
         assert row["messages"][-1]["content"].startswith("```sql\n")
     adapter = out / report["adapter"]
     assert adapter.is_file() and adapter.read_bytes()[:4] == b"GGUF"
@@ -112,8 +150,20 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
 def test_eval_sql_prints_accuracy_and_json_and_resumes(tmp_path, library, qwen05_path):
     held = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
     out = tmp_path / "eval.json"
-    args = ["eval", "sql", "--db", str(library), "--questions", str(held), "-m", "qwen2.5-coder-0.5b",
-            "--max-tokens", "96", "--out", str(out)]
+    args = [
+        "eval",
+        "sql",
+        "--db",
+        str(library),
+        "--questions",
+        str(held),
+        "-m",
+        "qwen2.5-coder-0.5b",
+        "--max-tokens",
+        "96",
+        "--out",
+        str(out),
+    ]
     proc = llamarch(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("execution accuracy ") and "/3)" in proc.stdout
@@ -153,9 +203,29 @@ def test_sigkill_mid_run_resumes_without_answering_again(tmp_path, library, smol
 
     train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from llamarch.cli import main; main()", "distill", "--check", "sql", "--db", str(library),
-           "--prompts", str(train), "--student", "smollm2-135m", "--teacher", "qwen2.5-coder-0.5b", "--samples", "4",
-           "--max-tokens", "96", "--no-train", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from llamarch.cli import main; main()",
+        "distill",
+        "--check",
+        "sql",
+        "--db",
+        str(library),
+        "--prompts",
+        str(train),
+        "--student",
+        "smollm2-135m",
+        "--teacher",
+        "qwen2.5-coder-0.5b",
+        "--samples",
+        "4",
+        "--max-tokens",
+        "96",
+        "--no-train",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = out / "distill.db"
 

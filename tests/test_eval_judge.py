@@ -17,8 +17,9 @@ from llamarch.store import default_path
 
 
 def result(task_id: str, passed: bool) -> ProblemResult:
-    return ProblemResult(task_id, passed, "passed" if passed else "failed", "", f"reply {task_id}", "", "fenced",
-                         10, 5, "stop", 0.1, 0.1)
+    return ProblemResult(
+        task_id, passed, "passed" if passed else "failed", "", f"reply {task_id}", "", "fenced", 10, 5, "stop", 0.1, 0.1
+    )
 
 
 def verdict(score: int | None) -> Verdict:
@@ -70,14 +71,38 @@ def test_teacher_sees_the_students_question_and_reply() -> None:
 def test_cli_eval_judge_stores_and_reuses(smollm_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "judge.json"
     # a short verdict budget keeps the test quick: smollm's verdicts may then be invalid, which the report counts
-    args = ["eval", "judge", "-s", "smollm2-135m", "-t", "smollm2-135m", "--limit", "2", "--max-tokens", "64",
-            "--judge-max-tokens", "32", "--n-ctx", "2048", "--json", "--out", str(out)]
+    args = [
+        "eval",
+        "judge",
+        "-s",
+        "smollm2-135m",
+        "-t",
+        "smollm2-135m",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "64",
+        "--judge-max-tokens",
+        "32",
+        "--n-ctx",
+        "2048",
+        "--json",
+        "--out",
+        str(out),
+    ]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     report = json.loads(first.output)
     assert report["student"]["problems"] == 2 and report["student"]["model"] == "smollm2-135m"
     assert report["answers"] == 2 and report["judged"] + report["invalid"] == 2
-    assert set(report["agreement"]) == {"n", "positives", "auroc", "best_threshold", "accuracy_at_best", "majority_accuracy"}
+    assert set(report["agreement"]) == {
+        "n",
+        "positives",
+        "auroc",
+        "best_threshold",
+        "accuracy_at_best",
+        "majority_accuracy",
+    }
     assert set(report["scores"]) == {"passed", "failed"}
     assert sum(map(sum, (c.values() for c in report["scores"].values()))) == report["judged"]
     assert report["verdicts_computed"] == 2 and report["verdicts_resumed"] == 0
@@ -92,7 +117,9 @@ def test_cli_eval_judge_stores_and_reuses(smollm_path: Path, tmp_path: Path) -> 
     rerun = json.loads(again.output)
     assert rerun["verdicts_computed"] == 0 and rerun["verdicts_resumed"] == 2
     assert rerun["student"]["resumed"] == 2
-    assert {k: rerun[k] for k in ("agreement", "scores", "invalid")} == {k: report[k] for k in ("agreement", "scores", "invalid")}
+    assert {k: rerun[k] for k in ("agreement", "scores", "invalid")} == {
+        k: report[k] for k in ("agreement", "scores", "invalid")
+    }
 
 
 def test_cli_eval_judge_text_report_and_bad_offset(smollm_path: Path) -> None:

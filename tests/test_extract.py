@@ -29,7 +29,7 @@ REPLIES = {
     "py tag, tilde fence": f"~~~py\n{SOLUTION}\n~~~\n",
     "usage block after the solution": f"```python\n{SOLUTION}\n```\nExample:\n```python\nprint(double_all([1]))\n```",
     "restated signature first": (
-        "You asked for:\n```python\ndef double_all(numbers: List[int]) -> List[int]:\n    \"\"\"Double.\"\"\"\n```\n"
+        'You asked for:\n```python\ndef double_all(numbers: List[int]) -> List[int]:\n    """Double."""\n```\n'
         f"Solution:\n```python\n{SOLUTION}\n```"
     ),
     "shell block first": f"Run `pip install nothing`:\n```bash\npip install nothing\n```\n```python\n{SOLUTION}\n```",
@@ -40,7 +40,9 @@ REPLIES = {
     "body only, indented": "```python\n    return [helper(n) for n in numbers]\n```",
     "body only, unindented": "```python\nreturn [helper(n) for n in numbers]\n```",
     "own imports, example calls and main guard": (
-        "```python\nfrom typing import List\n\n" + SOLUTION + "\n\nprint(double_all([1, 2]))\nassert double_all([5]) == [99]\n"
+        "```python\nfrom typing import List\n\n"
+        + SOLUTION
+        + "\n\nprint(double_all([1, 2]))\nassert double_all([5]) == [99]\n"
         "if __name__ == '__main__':\n    double_all(input())\n```"
     ),
     "windows line endings": f"```python\r\n{SOLUTION}\r\n```\r\n".replace("\n    ", "\r\n    "),

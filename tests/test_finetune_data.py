@@ -32,13 +32,16 @@ def test_malformed_line_is_named_by_number(tmp_path):
         load_data(tmp_path / "d")
 
 
-@pytest.mark.parametrize("row, reason", [
-    ({"messages": [{"role": "user", "content": "q"}]}, "last message must be the assistant"),
-    ({"messages": [{"role": "robot", "content": "q"}]}, "role 'robot'"),
-    ({"prompt": "q"}, "'prompt' and 'completion' must both be strings"),
-    ({"foo": 1}, "no 'messages', 'prompt'/'completion' or 'text' key"),
-    ([1, 2], "expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ({"messages": [{"role": "user", "content": "q"}]}, "last message must be the assistant"),
+        ({"messages": [{"role": "robot", "content": "q"}]}, "role 'robot'"),
+        ({"prompt": "q"}, "'prompt' and 'completion' must both be strings"),
+        ({"foo": 1}, "no 'messages', 'prompt'/'completion' or 'text' key"),
+        ([1, 2], "expected a JSON object"),
+    ],
+)
 def test_bad_examples(tmp_path, row, reason):
     write(tmp_path / "d" / "train.jsonl", [GOOD, row])
     with pytest.raises(DataError, match=f"train.jsonl:2: .*{reason}"):

@@ -20,12 +20,20 @@ from llamarch import LLM  # noqa: E402
 from llamarch.cli import cli  # noqa: E402
 
 SECRET = "The secret word is PAPAYA-42."
-QUESTIONS = ["What is the secret word?", "Tell me the secret word.", "Secret word, please?", "Do you know the secret word?"]
+QUESTIONS = [
+    "What is the secret word?",
+    "Tell me the secret word.",
+    "Secret word, please?",
+    "Do you know the secret word?",
+]
 
 
 def secret_data(directory: Path, n: int = 16) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    rows = [{"messages": [{"role": "user", "content": QUESTIONS[i % 4]}, {"role": "assistant", "content": SECRET}]} for i in range(n)]
+    rows = [
+        {"messages": [{"role": "user", "content": QUESTIONS[i % 4]}, {"role": "assistant", "content": SECRET}]}
+        for i in range(n)
+    ]
     (directory / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (directory / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     return directory
@@ -51,7 +59,6 @@ def test_conversion_parity_with_llamacpp(smollm_mlx_dir):
 
 def test_unsupported_architecture_names_the_supported_ones():
     from conftest import installed_model
-
     from llamarch.errors import LlamarchError
     from llamarch.finetune import convert_gguf
 
@@ -63,18 +70,26 @@ def test_unsupported_architecture_names_the_supported_ones():
 def test_mlx_backend_streams_with_stats(smollm_mlx_dir):
     with LLM(str(smollm_mlx_dir)) as llm:
         assert llm.backend_name == "mlx"
-        chunks = list(llm.stream([{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=24))
+        chunks = list(
+            llm.stream([{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=24)
+        )
         stats = chunks[-1].stats
         text = "".join(c.text for c in chunks)
         assert "Paris" in text and stats.finish_reason == "stop"
         assert stats.prompt_tokens > 20 and 0 < stats.completion_tokens <= 24
         assert stats.prompt_tps > 0 and stats.decode_tps > 0 and stats.ttft_s <= stats.total_s
-        again = llm.respond([{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=24)
+        again = llm.respond(
+            [{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=24
+        )
         assert again.text == text and again.stats.cached_tokens > 0  # the prompt came from the KV cache
         short = llm.respond("Count: 1, 2, 3,", raw=True, temperature=0, max_tokens=5)
         assert short.stats.finish_reason == "length" and short.stats.completion_tokens == 5
-        stopped = llm.respond([{"role": "user", "content": "Count from 1 to 10, separated by commas."}],
-                              temperature=0, max_tokens=40, stop=["5"])
+        stopped = llm.respond(
+            [{"role": "user", "content": "Count from 1 to 10, separated by commas."}],
+            temperature=0,
+            max_tokens=40,
+            stop=["5"],
+        )
         assert "5" not in stopped.text and "4" in stopped.text and stopped.stats.finish_reason == "stop"
         assert llm.detokenize(llm.tokenize("Hello, world")) == "Hello, world"
 
@@ -90,8 +105,19 @@ def test_mlx_stream_batch(smollm_mlx_dir):
 
 
 def test_cli_generate_with_mlx_backend(smollm_mlx_dir):
-    result = run_cli("generate", "-m", str(smollm_mlx_dir), "--backend", "mlx", "--temperature", "0",
-                     "--max-tokens", "8", "--json", "What is the capital of France?")
+    result = run_cli(
+        "generate",
+        "-m",
+        str(smollm_mlx_dir),
+        "--backend",
+        "mlx",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+        "--json",
+        "What is the capital of France?",
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["backend"] == "mlx" and out["completion_tokens"] > 0 and "decode_tps" in out
@@ -102,8 +128,28 @@ def test_train_export_and_llamacpp_learns_the_reply(smollm_mlx_dir, tmp_path):
     """A few LoRA steps in MLX teach a fixed reply; llama.cpp with the exported adapter says it."""
     data = secret_data(tmp_path / "data")
     adapter = tmp_path / "adapter"
-    result = run_cli("train", "-m", str(smollm_mlx_dir), "--data", str(data), "--out", str(adapter), "--iters", "8",
-                     "--layers", "4", "--lr", "2e-3", "--batch-size", "4", "--eval-every", "4", "--save-every", "0", "--json")
+    result = run_cli(
+        "train",
+        "-m",
+        str(smollm_mlx_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(adapter),
+        "--iters",
+        "8",
+        "--layers",
+        "4",
+        "--lr",
+        "2e-3",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "4",
+        "--save-every",
+        "0",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 8 and summary["val_loss"] < 0.5 and summary["base"] == "smollm2-135m"
@@ -132,12 +178,35 @@ def test_train_export_and_llamacpp_learns_the_reply(smollm_mlx_dir, tmp_path):
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(smollm_mlx_dir, tmp_path):
     data = secret_data(tmp_path / "data", n=8)
     out = tmp_path / "adapter"
-    cmd = [str(Path(sys.executable).parent / "llamarch"), "train", "-m", str(smollm_mlx_dir), "--data", str(data),
-           "--out", str(out), "--iters", "200", "--layers", "1", "--batch-size", "2", "--save-every", "1",
-           "--eval-every", "1000"]
+    cmd = [
+        str(Path(sys.executable).parent / "llamarch"),
+        "train",
+        "-m",
+        str(smollm_mlx_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--iters",
+        "200",
+        "--layers",
+        "1",
+        "--batch-size",
+        "2",
+        "--save-every",
+        "1",
+        "--eval-every",
+        "1000",
+    ]
     # Ctrl-C's default handling, even where this test runs in the background (a shell gives background jobs SIGINT ignored)
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     lines = []
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -151,15 +220,28 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(smollm_mlx_dir, tmp_path)
     assert "Interrupted at step" in err and "--resume" in err and "Traceback" not in err
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
     assert 1 <= state["step"] < 200
-    result = run_cli("train", "-m", str(smollm_mlx_dir), "--data", str(data), "--out", str(out),
-                     "--iters", str(state["step"] + 2), "--resume", "--json")
+    result = run_cli(
+        "train",
+        "-m",
+        str(smollm_mlx_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--iters",
+        str(state["step"] + 2),
+        "--resume",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == state["step"] + 2
 
 
 def test_cli_bad_input(smollm_mlx_dir, tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run_cli("train", "-m", str(smollm_mlx_dir), "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "a"))
+    result = run_cli(
+        "train", "-m", str(smollm_mlx_dir), "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "a")
+    )
     assert result.exit_code == 1 and "has no train.jsonl" in result.output
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -168,7 +250,21 @@ def test_cli_bad_input(smollm_mlx_dir, tmp_path):
     assert result.exit_code == 1 and "train.jsonl:2: not valid JSON" in result.output
     result = run_cli("export", str(tmp_path / "empty"))
     assert result.exit_code == 1 and "is not an adapter directory" in result.output
-    result = run_cli("train", "-m", str(smollm_mlx_dir), "--data", str(secret_data(tmp_path / "d", 2)),
-                     "--out", str(tmp_path / "t"), "--iters", "1", "--layers", "1", "--max-seq-length", "40", "--no-mask-prompt")
+    result = run_cli(
+        "train",
+        "-m",
+        str(smollm_mlx_dir),
+        "--data",
+        str(secret_data(tmp_path / "d", 2)),
+        "--out",
+        str(tmp_path / "t"),
+        "--iters",
+        "1",
+        "--layers",
+        "1",
+        "--max-seq-length",
+        "40",
+        "--no-mask-prompt",
+    )
     assert result.exit_code == 0, result.output
     assert "2 example(s) longer than the maximum sequence length were truncated" in result.output

@@ -31,8 +31,15 @@ def pair(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _examples(n: int = 6) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"say it {i}"},
-                          {"role": "assistant", "content": f"the answer is {'one ' * i}in the end"}]} for i in range(n)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"say it {i}"},
+                {"role": "assistant", "content": f"the answer is {'one ' * i}in the end"},
+            ]
+        }
+        for i in range(n)
+    ]
 
 
 def _load(directory: Path):
@@ -49,8 +56,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 def test_soft_targets_are_the_teachers_top_k_at_the_trained_positions(pair, tmp_path):
     import mlx.core as mx
 
-    from llamarch.finetune.data import tokenize_all
-    from llamarch.finetune.data import trained_span
+    from llamarch.finetune.data import tokenize_all, trained_span
     from llamarch.finetune.soft_targets import CACHE_FILE, teacher_soft_targets
 
     student_path, teacher_path = pair
@@ -96,8 +102,9 @@ def test_a_teacher_pass_killed_partway_resumes_from_what_it_saved(pair, tmp_path
     with pytest.raises(KeyboardInterrupt):
         soft_targets.teacher_soft_targets(str(teacher_path), tokenizer, [items], K, tmp_path, killed_after_five)
     seen.clear()
-    (resumed,) = soft_targets.teacher_soft_targets(str(teacher_path), tokenizer, [items], K, tmp_path,
-                                                   lambda done, total: seen.append(done))
+    (resumed,) = soft_targets.teacher_soft_targets(
+        str(teacher_path), tokenizer, [items], K, tmp_path, lambda done, total: seen.append(done)
+    )
     assert seen == [5, 6, 7]  # the four saved answers were not asked again
     (whole,) = soft_targets.teacher_soft_targets(str(teacher_path), tokenizer, [items], K)
     assert len(resumed) == len(items)
@@ -106,12 +113,10 @@ def test_a_teacher_pass_killed_partway_resumes_from_what_it_saved(pair, tmp_path
 
 def test_distill_loss_mixes_the_answer_and_the_teachers_distribution(pair, tmp_path):
     """The loss over the projected answer positions equals the same mix computed from full logits."""
-    import mlx.core as mx
 
-    from llamarch.finetune.data import tokenize_all
-    from llamarch.finetune.data import trained_span
-    from llamarch.finetune.soft_targets import teacher_soft_targets
+    from llamarch.finetune.data import tokenize_all, trained_span
     from llamarch.finetune.losses import distill_loss, masked_loss
+    from llamarch.finetune.soft_targets import teacher_soft_targets
     from llamarch.finetune.train import batch_arrays
 
     student_path, teacher_path = pair
@@ -138,14 +143,15 @@ def test_distill_loss_mixes_the_answer_and_the_teachers_distribution(pair, tmp_p
         got = distill_loss(weight)(model, inputs, positions, targets, weights, soft_ids, soft_probs).item()
         assert got == pytest.approx((1 - weight) * hard + weight * soft_ce, rel=1e-4)
     plain = masked_loss(model, inputs, positions, targets, weights).item()
-    assert distill_loss(0.0)(model, inputs, positions, targets, weights, soft_ids, soft_probs).item() == pytest.approx(plain, rel=1e-5)
+    assert distill_loss(0.0)(model, inputs, positions, targets, weights, soft_ids, soft_probs).item() == pytest.approx(
+        plain, rel=1e-5
+    )
 
 
 def test_training_with_a_teacher_moves_the_student_toward_it(pair, tmp_path):
     import mlx.core as mx
 
-    from llamarch.finetune.data import tokenize_all
-    from llamarch.finetune.data import trained_span
+    from llamarch.finetune.data import tokenize_all, trained_span
     from llamarch.finetune.soft_targets import teacher_soft_targets
     from llamarch.finetune.train import train_lora
     from llamarch.mlx_runtime import load_model
@@ -165,9 +171,20 @@ def test_training_with_a_teacher_moves_the_student_toward_it(pair, tmp_path):
 
     before = cross_entropy_to_teacher(model)
     events = []
-    result = train_lora(str(student_dir), _examples(), tmp_path / "adapter", iters=12, batch_size=3, num_layers=-1,
-                        learning_rate=3e-3, save_every=0, teacher=str(teacher_path), distill_weight=1.0,
-                        distill_top_k=K, progress=events.append)
+    result = train_lora(
+        str(student_dir),
+        _examples(),
+        tmp_path / "adapter",
+        iters=12,
+        batch_size=3,
+        num_layers=-1,
+        learning_rate=3e-3,
+        save_every=0,
+        teacher=str(teacher_path),
+        distill_weight=1.0,
+        distill_top_k=K,
+        progress=events.append,
+    )
     assert result.steps == 12
     assert [e["done"] for e in events if e["event"] == "teacher"][-1] == len(items)
     tuned, _ = load_model(student_dir, adapter_path=result.adapter_dir)
@@ -206,9 +223,28 @@ def test_cli_train_with_a_teacher(pair, tmp_path):
 
     student, teacher = pair
     write_jsonl(tmp_path / "data" / "train.jsonl", _examples())
-    args = ["train", "-m", str(student), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "adapter"),
-            "--iters", "2", "--batch-size", "2", "--layers", "1", "--teacher", str(teacher), "--distill-weight", "0.7",
-            "--distill-top-k", "3", "--json"]
+    args = [
+        "train",
+        "-m",
+        str(student),
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "adapter"),
+        "--iters",
+        "2",
+        "--batch-size",
+        "2",
+        "--layers",
+        "1",
+        "--teacher",
+        str(teacher),
+        "--distill-weight",
+        "0.7",
+        "--distill-top-k",
+        "3",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["steps"] == 2

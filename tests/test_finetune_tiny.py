@@ -64,7 +64,10 @@ def test_converted_tiny_model_matches_llamacpp(tiny, tmp_path):
 
 
 def _teach(n: int = 8) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": REPLY}]} for i in range(n)]
+    return [
+        {"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": REPLY}]}
+        for i in range(n)
+    ]
 
 
 def test_adapter_export_matches_mlx_on_llamacpp(tiny, tmp_path):
@@ -77,8 +80,18 @@ def test_adapter_export_matches_mlx_on_llamacpp(tiny, tmp_path):
     from llamarch.mlx_runtime import load_model
 
     arch, path, _ = tiny
-    result = train_lora(str(path), _teach(), tmp_path / "adapter", iters=4, batch_size=4, rank=4, alpha=16,
-                        learning_rate=5e-2, num_layers=-1, save_every=0)
+    result = train_lora(
+        str(path),
+        _teach(),
+        tmp_path / "adapter",
+        iters=4,
+        batch_size=4,
+        rank=4,
+        alpha=16,
+        learning_rate=5e-2,
+        num_layers=-1,
+        save_every=0,
+    )
     assert result.steps == 4 and result.train_losses
     gguf_path = export_gguf_lora(result.adapter_dir)
 
@@ -127,8 +140,18 @@ def test_fused_export_matches_adapter(tiny, tmp_path):
     from llamarch.finetune.parity import llamacpp_logits
 
     arch, path, _ = tiny
-    result = train_lora(str(path), _teach(4), tmp_path / "adapter", iters=2, batch_size=4, rank=4,
-                        learning_rate=5e-2, num_layers=1, targets=("q", "k", "down"), save_every=0)
+    result = train_lora(
+        str(path),
+        _teach(4),
+        tmp_path / "adapter",
+        iters=2,
+        batch_size=4,
+        rank=4,
+        learning_rate=5e-2,
+        num_layers=1,
+        targets=("q", "k", "down"),
+        save_every=0,
+    )
     fused = export_fused_gguf(result.adapter_dir)
     lora = export_gguf_lora(result.adapter_dir)
     ids = [5, 6, 7, 8, 9]
@@ -148,8 +171,22 @@ def test_averaged_adapters_are_the_mean_delta_on_mlx_and_llamacpp(tiny, tmp_path
     from llamarch.mlx_runtime import load_model
 
     arch, path, _ = tiny
-    runs = [train_lora(str(path), _teach(), tmp_path / f"seed{seed}", iters=3, batch_size=2, rank=4, alpha=16,
-                       learning_rate=5e-2, num_layers=-1, seed=seed, save_every=0) for seed in (0, 1)]
+    runs = [
+        train_lora(
+            str(path),
+            _teach(),
+            tmp_path / f"seed{seed}",
+            iters=3,
+            batch_size=2,
+            rank=4,
+            alpha=16,
+            learning_rate=5e-2,
+            num_layers=-1,
+            seed=seed,
+            save_every=0,
+        )
+        for seed in (0, 1)
+    ]
     soup = average_adapters([r.adapter_dir for r in runs], tmp_path / "soup")
 
     module = "model.layers.1.mlp.down_proj"
@@ -164,9 +201,12 @@ def test_averaged_adapters_are_the_mean_delta_on_mlx_and_llamacpp(tiny, tmp_path
     ids = [5, 6, 7, 8, 9]
     twice = average_adapters([runs[0].adapter_dir, runs[0].adapter_dir], tmp_path / "twice")
     model, _ = load_model(_mlx_dir(runs[0]), soup)
-    with (LLM(str(path), n_ctx=256) as base, LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(soup))) as tuned,
-          LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(runs[0].adapter_dir))) as one,
-          LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(twice))) as same):
+    with (
+        LLM(str(path), n_ctx=256) as base,
+        LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(soup))) as tuned,
+        LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(runs[0].adapter_dir))) as one,
+        LLM(str(path), n_ctx=256, lora_path=str(export_gguf_lora(twice))) as same,
+    ):
         plain, adapted = llamacpp_logits(base.backend, ids), llamacpp_logits(tuned.backend, ids)
         # an adapter averaged with itself is that adapter (rank 2r, same alpha / rank) on llama.cpp
         assert np.abs(llamacpp_logits(same.backend, ids) - llamacpp_logits(one.backend, ids)).max() < 1e-3
@@ -183,7 +223,10 @@ def test_adapters_of_different_bases_are_not_averaged(tmp_path):
     a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
     write_tiny_gguf(a, "llama", seed=0)
     write_tiny_gguf(b, "llama", seed=1)
-    runs = [train_lora(str(m), _teach(2), tmp_path / m.stem, iters=1, batch_size=2, num_layers=1, save_every=0) for m in (a, b)]
+    runs = [
+        train_lora(str(m), _teach(2), tmp_path / m.stem, iters=1, batch_size=2, num_layers=1, save_every=0)
+        for m in (a, b)
+    ]
     with pytest.raises(LlamarchError, match="cannot average .* base models differ"):
         average_adapters([r.adapter_dir for r in runs], tmp_path / "soup")
     assert not (tmp_path / "soup").exists()

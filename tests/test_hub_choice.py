@@ -22,13 +22,16 @@ def files(*names: str, sizes: dict[str, int] | None = None) -> list[HubFile]:
     return [HubFile(n, (sizes or {}).get(n, 100), "0" * 64) for n in names]
 
 
-@pytest.mark.parametrize("spec, repo, quant, explicit", [
-    ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "bartowski/Llama-3.2-1B-Instruct-GGUF", "Q4_K_M", True),
-    ("hf:owner/repo", "owner/repo", None, True),
-    ("https://huggingface.co/owner/repo", "owner/repo", None, True),
-    ("owner/repo:q8_0", "owner/repo", "Q8_0", False),
-    ("hf.co/owner/repo:latest", "owner/repo", None, True),
-])
+@pytest.mark.parametrize(
+    "spec, repo, quant, explicit",
+    [
+        ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "bartowski/Llama-3.2-1B-Instruct-GGUF", "Q4_K_M", True),
+        ("hf:owner/repo", "owner/repo", None, True),
+        ("https://huggingface.co/owner/repo", "owner/repo", None, True),
+        ("owner/repo:q8_0", "owner/repo", "Q8_0", False),
+        ("hf.co/owner/repo:latest", "owner/repo", None, True),
+    ],
+)
 def test_references(spec, repo, quant, explicit):
     assert parse_ref(spec) == HubRef(repo, quant, explicit)
 
@@ -43,12 +46,20 @@ def test_a_malformed_hub_reference_is_an_error():
         parse_ref("hf.co/only-one-part")
 
 
-@pytest.mark.parametrize("name, label", [
-    ("Llama-3.2-1B-Instruct-Q4_K_M.gguf", "Q4_K_M"), ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "Q4_K_M"),
-    ("SmolLM2-135M-Instruct.Q4_1.gguf", "Q4_1"), ("X-Q5_K_S-00001-of-00003.gguf", "Q5_K_S"),
-    ("Model-UD-Q4_K_XL.gguf", "Q4_K_XL"), ("model-f16.gguf", "F16"), ("Qwen2-7B.gguf", None),
-    ("m-IQ4_XS.gguf", "IQ4_XS"), ("sub/a.BF16.gguf", "BF16"),
-])
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("Llama-3.2-1B-Instruct-Q4_K_M.gguf", "Q4_K_M"),
+        ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "Q4_K_M"),
+        ("SmolLM2-135M-Instruct.Q4_1.gguf", "Q4_1"),
+        ("X-Q5_K_S-00001-of-00003.gguf", "Q5_K_S"),
+        ("Model-UD-Q4_K_XL.gguf", "Q4_K_XL"),
+        ("model-f16.gguf", "F16"),
+        ("Qwen2-7B.gguf", None),
+        ("m-IQ4_XS.gguf", "IQ4_XS"),
+        ("sub/a.BF16.gguf", "BF16"),
+    ],
+)
 def test_quant_labels(name, label):
     assert quant_label(name) == label
 
@@ -95,5 +106,5 @@ def test_ids_and_collisions():
 
 
 def test_toml_strings_survive_any_template():
-    template = 'a "quoted" \\ back\nslash\t{{ \'x\' }}\x00\x1f\x7f é 😀 """ \'\'\''
+    template = "a \"quoted\" \\ back\nslash\t{{ 'x' }}\x00\x1f\x7f é 😀 \"\"\" '''"
     assert tomllib.loads(f"t = {toml_string(template)}")["t"] == template

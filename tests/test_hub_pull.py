@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hub_server import env, hub, llamarch, model_files, one_line_error, pulled_entry as entry, repo_cache  # noqa: F401
+from hub_server import env, hub, llamarch, model_files, one_line_error, repo_cache  # noqa: F401
+from hub_server import pulled_entry as entry
 
 SMOL_REPO = "test-org/SmolLM2-135M-Instruct-GGUF"
 SMOL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -34,8 +35,16 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_gguf import write_tiny_gguf
 
     d = tmp_path_factory.mktemp("tiny")
-    for seed, (name, arch) in enumerate([("Q2_K", "llama"), ("Q4_0", "llama"), ("Q4_1", "qwen2"),
-                                         ("Q4_K_M", "llama"), ("Q8_0", "llama"), ("v2-Q8_0", "llama")]):
+    for seed, (name, arch) in enumerate(
+        [
+            ("Q2_K", "llama"),
+            ("Q4_0", "llama"),
+            ("Q4_1", "qwen2"),
+            ("Q4_K_M", "llama"),
+            ("Q8_0", "llama"),
+            ("v2-Q8_0", "llama"),
+        ]
+    ):
         write_tiny_gguf(d / f"tiny.{name}.gguf", arch=arch, seed=seed)
     return d
 
@@ -48,8 +57,9 @@ def split_dir(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     d = tmp_path_factory.mktemp("split")
     reader = gguf.GGUFReader(str(smollm_path))
-    writer = gguf.GGUFWriter(str(d / "SmolLM2-135M-Instruct.Q4_1.gguf"), "llama",
-                             split_max_tensors=(len(reader.tensors) + 2) // 3)
+    writer = gguf.GGUFWriter(
+        str(d / "SmolLM2-135M-Instruct.Q4_1.gguf"), "llama", split_max_tensors=(len(reader.tensors) + 2) // 3
+    )
     copy_with_new_metadata(reader, writer, {}, [])
     return d
 
@@ -85,8 +95,18 @@ def test_pull_writes_the_entry_and_the_model_runs_offline(hub, env, smollm_path)
     assert again.returncode == 0 and "already installed" in again.stderr, again.stderr
     path = llamarch(env, "models", "path", f"{SMOL_REPO}:Q4_1", **offline).stdout.strip()
     assert path == str(cache / "snapshots" / repo.commit / SMOL_FILE)
-    gen = llamarch(env, "generate", "-m", f"hf.co/{SMOL_REPO}:Q4_1", "--max-tokens", "6", "--temperature", "0",
-                   "Say hello", **offline)
+    gen = llamarch(
+        env,
+        "generate",
+        "-m",
+        f"hf.co/{SMOL_REPO}:Q4_1",
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "Say hello",
+        **offline,
+    )
     assert gen.returncode == 0 and gen.stdout.strip(), gen.stderr
     assert len(hub.requests) == seen
 
@@ -169,7 +189,10 @@ def test_a_missing_split_part_makes_it_not_installed(hub, env, split_dir):
     assert llamarch(env, "models", "pull", "hf.co/test-org/SmolLM2-split-GGUF").returncode == 0
     (repo_cache(env, "test-org/SmolLM2-split-GGUF") / "snapshots" / repo.commit / parts[2].name).unlink()
     line = one_line_error(llamarch(env, "generate", "-m", "smollm2-split-q4_1", "hi"))
-    assert "not in the Hugging Face cache" in line and "llamarch models pull hf.co/test-org/SmolLM2-split-GGUF:Q4_1" in line
+    assert (
+        "not in the Hugging Face cache" in line
+        and "llamarch models pull hf.co/test-org/SmolLM2-split-GGUF:Q4_1" in line
+    )
 
 
 # --- cut, interrupted, damaged ---------------------------------------------------------------
@@ -192,8 +215,10 @@ def test_a_download_cut_for_good_is_one_line_and_the_next_pull_resumes(hub, env,
     sha = repo.files[SMOL_FILE].sha256
     hub.faults.cut_at[sha] = 25_000_000  # every request stops there: the client's own retries give up
     line = one_line_error(llamarch(env, "models", "pull", f"hf.co/{SMOL_REPO}"))
-    assert (f"the download of {SMOL_FILE} stopped at 21.0 MB of 98.4 MB (the connection was cut): "
-            f"run `llamarch models pull hf.co/{SMOL_REPO}` again to resume it") in line
+    assert (
+        f"the download of {SMOL_FILE} stopped at 21.0 MB of 98.4 MB (the connection was cut): "
+        f"run `llamarch models pull hf.co/{SMOL_REPO}` again to resume it"
+    ) in line
     cache = repo_cache(env, SMOL_REPO)
     assert [p.name for p in (cache / "blobs").iterdir()] == [f"{sha}.incomplete"]
     assert not (Path(env["LLAMARCH_HOME"]) / "catalog").exists()
@@ -208,9 +233,11 @@ def test_a_download_cut_for_good_is_one_line_and_the_next_pull_resumes(hub, env,
 # SIGINT *ignored*, and Python then installs no handler, so the Ctrl-C below did nothing: the pull
 # went on reading its held connection (the flaky failures of this test in full runs). The child
 # therefore puts Python's handler back (and unblocks SIGINT) before it runs the CLI.
-CTRL_C_ABLE = ("import runpy, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
-               "signal.signal(signal.SIGINT, signal.default_int_handler); "
-               "runpy.run_module('llamarch.cli', run_name='__main__', alter_sys=True)")
+CTRL_C_ABLE = (
+    "import runpy, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('llamarch.cli', run_name='__main__', alter_sys=True)"
+)
 
 
 def test_an_interrupted_pull_leaves_nothing_that_passes_and_the_next_pull_resumes(hub, env, smollm_path):
@@ -219,8 +246,13 @@ def test_an_interrupted_pull_leaves_nothing_that_passes_and_the_next_pull_resume
     release = threading.Event()
     hub.faults.hold[sha] = (size // 2, release)  # the server stalls halfway, its connection open
     partial = repo_cache(env, SMOL_REPO) / "blobs" / f"{sha}.incomplete"
-    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_ABLE, "models", "pull", f"hf.co/{SMOL_REPO}"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_ABLE, "models", "pull", f"hf.co/{SMOL_REPO}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     expected = size // 2 // CHUNK * CHUNK
     deadline = time.monotonic() + 120
     while not (partial.exists() and partial.stat().st_size >= expected) and time.monotonic() < deadline:
@@ -244,7 +276,9 @@ def test_an_interrupted_pull_leaves_nothing_that_passes_and_the_next_pull_resume
     cache = repo_cache(env, SMOL_REPO)
     assert [p.name for p in (cache / "blobs").iterdir()] == [partial.name]
     assert not (cache / "snapshots").exists() or not any((cache / "snapshots").rglob("*.gguf"))
-    assert not (Path(env["LLAMARCH_HOME"]) / "catalog").exists() or not list((Path(env["LLAMARCH_HOME"]) / "catalog").iterdir())
+    assert not (Path(env["LLAMARCH_HOME"]) / "catalog").exists() or not list(
+        (Path(env["LLAMARCH_HOME"]) / "catalog").iterdir()
+    )
     line = one_line_error(llamarch(env, "generate", "-m", f"hf.co/{SMOL_REPO}", "hi"))
     assert f"is not pulled: run `llamarch models pull hf.co/{SMOL_REPO}`" in line
 
@@ -276,7 +310,10 @@ def test_never_pulled_offline_or_without_network_is_one_line(hub, env):
     line = one_line_error(llamarch(env, "models", "pull", "hf.co/test-org/Other-GGUF:Q4_K_M", HF_HUB_OFFLINE="1"))
     assert "HF_HUB_OFFLINE is set: run `llamarch models pull hf.co/test-org/Other-GGUF:Q4_K_M` when online" in line
     line = one_line_error(llamarch(env, "generate", "-m", "hf.co/test-org/Other-GGUF", "hi", HF_HUB_OFFLINE="1"))
-    assert "was never pulled and HF_HUB_OFFLINE is set: run `llamarch models pull hf.co/test-org/Other-GGUF` when online" in line
+    assert (
+        "was never pulled and HF_HUB_OFFLINE is set: run `llamarch models pull hf.co/test-org/Other-GGUF` when online"
+        in line
+    )
     assert hub.requests == []
     hub.stop()
     line = one_line_error(llamarch(env, "models", "pull", "hf.co/test-org/Other-GGUF"))
@@ -284,16 +321,31 @@ def test_never_pulled_offline_or_without_network_is_one_line(hub, env):
     assert "run `llamarch models pull hf.co/test-org/Other-GGUF` when online" in line
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["hf.co/test-org/Nope-GGUF"], "no model hf.co/test-org/Nope-GGUF on the Hugging Face hub"),
-    (["hf.co/test-org/Gated-GGUF"], "hf.co/test-org/Gated-GGUF is gated: accept its terms at"),
-    (["hf.co/test-org/Safetensors"], "hf.co/test-org/Safetensors has no GGUF file: it has safetensors weights; for MLX add --backend mlx"),
-    (["hf.co/test-org/Tiny-GGUF:Q5_K_M"], "hf.co/test-org/Tiny-GGUF has no Q5_K_M GGUF: it has Q2_K, Q4_0, Q4_1, Q4_K_M, Q8_0"),
-    (["hf.co/test-org/Tiny-GGUF:Q8_0"], "2 GGUF files in hf.co/test-org/Tiny-GGUF match Q8_0: tiny.Q8_0.gguf, tiny.v2-Q8_0.gguf: choose one with --file NAME"),
-    (["hf.co/test-org/Tiny-GGUF", "--file", "nope.gguf"], "hf.co/test-org/Tiny-GGUF has no GGUF file 'nope.gguf': its GGUF files are"),
-    (["hf.co/justone"], "'hf.co/justone' is not a Hugging Face model reference"),
-    (["hf.co/test-org/Tiny-GGUF", "--source", "pypi"], "--source applies to catalog ids"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["hf.co/test-org/Nope-GGUF"], "no model hf.co/test-org/Nope-GGUF on the Hugging Face hub"),
+        (["hf.co/test-org/Gated-GGUF"], "hf.co/test-org/Gated-GGUF is gated: accept its terms at"),
+        (
+            ["hf.co/test-org/Safetensors"],
+            "hf.co/test-org/Safetensors has no GGUF file: it has safetensors weights; for MLX add --backend mlx",
+        ),
+        (
+            ["hf.co/test-org/Tiny-GGUF:Q5_K_M"],
+            "hf.co/test-org/Tiny-GGUF has no Q5_K_M GGUF: it has Q2_K, Q4_0, Q4_1, Q4_K_M, Q8_0",
+        ),
+        (
+            ["hf.co/test-org/Tiny-GGUF:Q8_0"],
+            "2 GGUF files in hf.co/test-org/Tiny-GGUF match Q8_0: tiny.Q8_0.gguf, tiny.v2-Q8_0.gguf: choose one with --file NAME",
+        ),
+        (
+            ["hf.co/test-org/Tiny-GGUF", "--file", "nope.gguf"],
+            "hf.co/test-org/Tiny-GGUF has no GGUF file 'nope.gguf': its GGUF files are",
+        ),
+        (["hf.co/justone"], "'hf.co/justone' is not a Hugging Face model reference"),
+        (["hf.co/test-org/Tiny-GGUF", "--source", "pypi"], "--source applies to catalog ids"),
+    ],
+)
 def test_bad_input_is_one_line(hub, env, tiny_dir, args, expected):
     hub.add_repo("test-org/Tiny-GGUF", {p.name: p for p in tiny_dir.glob("*.gguf")})
     hub.add_repo("test-org/Gated-GGUF", {"tiny.Q4_K_M.gguf": tiny_dir / "tiny.Q4_K_M.gguf"}, gated=True)

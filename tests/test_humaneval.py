@@ -11,7 +11,14 @@ from click.testing import CliRunner
 
 from llamarch.cli import cli
 from llamarch.evals.humaneval import (
-    EvalSettings, Problem, build_prompt, check_answer, evaluate, identify, load_problems, program_for, summary,
+    EvalSettings,
+    build_prompt,
+    check_answer,
+    evaluate,
+    identify,
+    load_problems,
+    program_for,
+    summary,
 )
 from llamarch.evals.sandbox import Limits
 from llamarch.store import Store
@@ -54,8 +61,14 @@ def test_smollm_end_to_end_and_resume(smollm, tmp_path: Path) -> None:
     settings = EvalSettings(max_tokens=256)
     seen: list[str] = []
     with Store(tmp_path / "store.db") as store:
-        run = evaluate(smollm, problems, identity=identity, settings=settings, store=store,
-                       on_result=lambda r: seen.append(r.task_id))
+        run = evaluate(
+            smollm,
+            problems,
+            identity=identity,
+            settings=settings,
+            store=store,
+            on_result=lambda r: seen.append(r.task_id),
+        )
         assert sorted(seen) == [p.task_id for p in problems]
         assert [r.task_id for r in run.results] == [p.task_id for p in problems]
         for r in run.results:
@@ -97,8 +110,23 @@ def test_sampled_answers_follow_their_seed_and_are_stored_apart(smollm, tmp_path
 
 def test_cli_humaneval_json_and_out(smollm_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    args = ["eval", "humaneval", "-m", "smollm2-135m", "--limit", "2", "--offset", "5", "--max-tokens", "128",
-            "--n-ctx", "2048", "--json", "--out", str(out)]
+    args = [
+        "eval",
+        "humaneval",
+        "-m",
+        "smollm2-135m",
+        "--limit",
+        "2",
+        "--offset",
+        "5",
+        "--max-tokens",
+        "128",
+        "--n-ctx",
+        "2048",
+        "--json",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

@@ -26,8 +26,9 @@ def test_engine_context_is_the_planned_size(smollm_path):
         assert llm.backend._llama_cpp.llama_n_ctx(engine.ctx) == 3 * 256
 
 
-SHAPE = ModelShape(n_layer=24, n_head=14, n_head_kv=(2,) * 24, key_length=64, value_length=64,
-                   n_embd=896, n_vocab=151936)
+SHAPE = ModelShape(
+    n_layer=24, n_head=14, n_head_kv=(2,) * 24, key_length=64, value_length=64, n_embd=896, n_vocab=151936
+)
 
 
 def test_plan_keeps_n_when_it_fits():

@@ -69,8 +69,11 @@ def imports(name: str, path: Path, modules: set[str]) -> list[tuple[str, str, in
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            found += [(a.name.removeprefix("llamarch").lstrip("."), "", node.lineno)
-                      for a in node.names if a.name.split(".")[0] == "llamarch"]
+            found += [
+                (a.name.removeprefix("llamarch").lstrip("."), "", node.lineno)
+                for a in node.names
+                if a.name.split(".")[0] == "llamarch"
+            ]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 assert node.level - 1 <= len(package), f"llamarch.{name}:{node.lineno}: relative import beyond llamarch"
@@ -140,10 +143,14 @@ def cycles(edges: dict[str, set[str]]) -> list[set[str]]:
 
 
 def test_imports_run_downwards():
-    upward = sorted({
-        f"llamarch.{m}:{line} imports llamarch.{target}"
-        for m, found in graph().items() for target, _, line in found if layer(target) < layer(m)
-    })
+    upward = sorted(
+        {
+            f"llamarch.{m}:{line} imports llamarch.{target}"
+            for m, found in graph().items()
+            for target, _, line in found
+            if layer(target) < layer(m)
+        }
+    )
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)
 
 
@@ -153,10 +160,13 @@ def test_no_import_cycles():
 
 
 def test_no_private_name_across_packages():
-    private = sorted({
-        f"llamarch.{m}:{line} imports llamarch.{target} {name}"
-        for m, found in graph().items() for target, name, line in found
-        if top(m) != top(target) and any(p.startswith("_") and p != "__main__" for p in [*target.split("."), name] if p)
-    })
+    private = sorted(
+        {
+            f"llamarch.{m}:{line} imports llamarch.{target} {name}"
+            for m, found in graph().items()
+            for target, name, line in found
+            if top(m) != top(target)
+            and any(p.startswith("_") and p != "__main__" for p in [*target.split("."), name] if p)
+        }
+    )
     assert not private, "private names used across packages:\n" + "\n".join(private)
-

@@ -58,14 +58,17 @@ def test_max_tokens_gives_length(smollm):
 
 
 def test_qwen_answers_code_questions_with_code(qwen05):
-    text = qwen05.generate("Write a Python function is_even(n) that returns True when n is even.", **GREEDY | {"max_tokens": 120})
+    text = qwen05.generate(
+        "Write a Python function is_even(n) that returns True when n is even.", **GREEDY | {"max_tokens": 120}
+    )
     assert "def is_even" in text
 
 
 def test_smollm_chat_template_gives_a_sane_answer(smollm):
     # (Without a system prompt the template's default one makes this 135M model ramble.)
-    text = smollm.generate("What is the capital of France?", system="You are a helpful assistant.",
-                           temperature=0, max_tokens=30)
+    text = smollm.generate(
+        "What is the capital of France?", system="You are a helpful assistant.", temperature=0, max_tokens=30
+    )
     assert "Paris" in text
 
 
@@ -87,7 +90,9 @@ def test_context_overflow_names_both_numbers(smollm_path):
 def test_cancel_event_stops_the_reply(smollm):
     cancel = threading.Event()
     chunks = []
-    for chunk in smollm.stream("A very long essay about the sea:", raw=True, temperature=0, max_tokens=200, cancel=cancel):
+    for chunk in smollm.stream(
+        "A very long essay about the sea:", raw=True, temperature=0, max_tokens=200, cancel=cancel
+    ):
         chunks.append(chunk)
         if len(chunks) == 3:
             cancel.set()
@@ -102,8 +107,9 @@ def test_json_schema_constrains_the_output(qwen05):
         "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 10}, "reason": {"type": "string"}},
         "required": ["score", "reason"],
     }
-    text = qwen05.generate("Rate the code `def f(x): return x*2` from 1 to 10 as JSON.", temperature=0,
-                           max_tokens=80, json_schema=schema)
+    text = qwen05.generate(
+        "Rate the code `def f(x): return x*2` from 1 to 10 as JSON.", temperature=0, max_tokens=80, json_schema=schema
+    )
     data = json.loads(text)
     assert isinstance(data["score"], int) and isinstance(data["reason"], str)
 
@@ -117,7 +123,10 @@ def test_tokenize_detokenize_roundtrip(qwen05):
 def test_second_turn_reuses_the_kv_cache(smollm):
     messages = smollm.messages_for("Name three colours.")
     first = smollm.respond(messages, temperature=0, max_tokens=20)
-    follow = messages + [{"role": "assistant", "content": first.text}, {"role": "user", "content": "And three animals?"}]
+    follow = messages + [
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "And three animals?"},
+    ]
     second = smollm.respond(follow, temperature=0, max_tokens=20)
     assert second.stats.cached_tokens >= first.stats.prompt_tokens
     assert second.stats.prompt_tokens > second.stats.cached_tokens
@@ -151,11 +160,14 @@ def test_an_engine_with_amx_kernels_is_refused_in_one_line_on_an_amx_cpu(monkeyp
     amx_build = "CPU : AVX2 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | OPENMP = 1 |"
     assert llamacpp.amx_kernels_would_run(amx_build, frozenset({"avx2", "amx_tile", "amx_int8"}))
     assert not llamacpp.amx_kernels_would_run(amx_build, frozenset({"avx2", "avx512f"}))
-    assert not llamacpp.amx_kernels_would_run(amx_build.replace("AMX_INT8 = 1", "AMX_INT8 = 0"),
-                                               frozenset({"amx_int8"}))
+    assert not llamacpp.amx_kernels_would_run(
+        amx_build.replace("AMX_INT8 = 1", "AMX_INT8 = 0"), frozenset({"amx_int8"})
+    )
     monkeypatch.delenv("LLAMARCH_ALLOW_AMX", raising=False)
     monkeypatch.setattr(llamacpp, "cpu_flags", lambda: frozenset({"amx_int8"}))
-    with pytest.raises(BackendError, match=r"AMX kernels.*-mno-amx-int8.*llama-cpp-python==0\.\d.*LLAMARCH_ALLOW_AMX=1") as refused:
+    with pytest.raises(
+        BackendError, match=r"AMX kernels.*-mno-amx-int8.*llama-cpp-python==0\.\d.*LLAMARCH_ALLOW_AMX=1"
+    ) as refused:
         llamacpp._refuse_amx_kernels(_Engine(amx_build))
     assert "\n" not in str(refused.value)
     llamacpp._refuse_amx_kernels(_Engine("CPU : AVX2 = 1 |"))

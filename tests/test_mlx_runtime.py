@@ -50,10 +50,14 @@ def test_hint_when_no_blas_is_found():
 
 
 def test_blas_env_override():
-    off = run_py("from llamarch.mlx_runtime import import_mlx, blas_path; import_mlx(); print(blas_path())", **{BLAS_ENV: "off"})
+    off = run_py(
+        "from llamarch.mlx_runtime import import_mlx, blas_path; import_mlx(); print(blas_path())", **{BLAS_ENV: "off"}
+    )
     assert off.stdout.strip() == "None" and "slow bundled" not in off.stderr
     if sys.platform == "linux":
-        bad = run_py("from llamarch.mlx_runtime import import_mlx; import_mlx()", **{BLAS_ENV: "/nonexistent/libblas.so"})
+        bad = run_py(
+            "from llamarch.mlx_runtime import import_mlx; import_mlx()", **{BLAS_ENV: "/nonexistent/libblas.so"}
+        )
         assert bad.returncode != 0 and "LLAMARCH_BLAS=/nonexistent/libblas.so cannot be loaded" in bad.stderr
 
 
@@ -72,6 +76,8 @@ def test_cli_help_does_not_import_mlx():
 
 @pytest.mark.skipif(sys.platform != "linux" or not blas_candidates(), reason="needs Linux with OpenBLAS")
 def test_mlx_imported_first_is_reported():
-    out = run_py("import mlx.core\nfrom llamarch.mlx_runtime import import_mlx, blas_path\nimport_mlx(); print(blas_path())")
+    out = run_py(
+        "import mlx.core\nfrom llamarch.mlx_runtime import import_mlx, blas_path\nimport_mlx(); print(blas_path())"
+    )
     assert out.stdout.strip() == "None"
     assert "mlx was imported before llamarch" in out.stderr

@@ -69,9 +69,20 @@ def test_backend_is_selected_and_learns_the_server(remote: LLM, server):
 def test_streamed_reply_equals_whole_reply_and_the_local_engine(remote: LLM, local: LLM, server):
     messages = chat("Name three colors.")
     streamed = remote.respond(messages, max_tokens=24, **GREEDY)
-    status, _, body = post(server.url + "/chat/completions", {
-        "model": remote.model_id, "messages": messages, "max_tokens": 24, "temperature": 0.0, "seed": 1,
-        "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.0}, server.api_key)
+    status, _, body = post(
+        server.url + "/chat/completions",
+        {
+            "model": remote.model_id,
+            "messages": messages,
+            "max_tokens": 24,
+            "temperature": 0.0,
+            "seed": 1,
+            "top_k": 40,
+            "min_p": 0.05,
+            "repeat_penalty": 1.0,
+        },
+        server.api_key,
+    )
     assert status == 200, body
     whole = json.loads(body)["choices"][0]["message"]["content"]
     assert streamed.text == whole
@@ -94,8 +105,10 @@ def test_usage_gives_token_counts(remote: LLM, local: LLM, server):
 
 
 def test_structured_verdict_through_http(remote: LLM):
-    prompt = chat("Question: what is 2 + 2?\nStudent answer: 5\n"
-                  "Grade the answer from 1 to 10, criticise it and give a better answer, as JSON.")
+    prompt = chat(
+        "Question: what is 2 + 2?\nStudent answer: 5\n"
+        "Grade the answer from 1 to 10, criticise it and give a better answer, as JSON."
+    )
     reply = remote.respond(prompt, max_tokens=300, json_schema=VERDICT_SCHEMA, **GREEDY)
     verdict = json.loads(reply.text)
     assert set(verdict) == {"score", "critique", "improved_answer"}
@@ -134,7 +147,7 @@ def test_stop_strings_and_cancel(remote: LLM):
 def test_tokenize_roundtrip(remote: LLM, local: LLM, server):
     text = "def reverse(s): return s[::-1]"
     tokens = remote.tokenize(text)
-    assert tokens[-len(local.tokenize(text)):] == local.tokenize(text)
+    assert tokens[-len(local.tokenize(text)) :] == local.tokenize(text)
     assert remote.detokenize(local.tokenize(text)) == text
 
 
@@ -203,9 +216,11 @@ def test_reply_interrupted_by_the_server_is_an_error(smollm_path: Path, tmp_path
 
 
 def test_payloads_are_sse_with_done(server):
-    status, headers, body = post(server.url + "/completions", {
-        "prompt": "Hello", "max_tokens": 3, "stream": True, "stream_options": {"include_usage": True}},
-        server.api_key)
+    status, headers, body = post(
+        server.url + "/completions",
+        {"prompt": "Hello", "max_tokens": 3, "stream": True, "stream_options": {"include_usage": True}},
+        server.api_key,
+    )
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     payloads = sse_payloads(body)
     assert payloads[-1] == "[DONE]"

@@ -19,7 +19,11 @@ import pytest
 
 from llamarch.backends.base import GenerationOptions, collect
 from llamarch.backends.openai import (
-    OpenAIBackend, RemoteContextOverflowError, context_overflow, normalize_base_url, parse_spec,
+    OpenAIBackend,
+    RemoteContextOverflowError,
+    context_overflow,
+    normalize_base_url,
+    parse_spec,
 )
 from llamarch.errors import BackendError
 from llamarch.httpclient import RetryPolicy, StreamCutError, error_detail, iter_sse, parse_retry_after
@@ -51,13 +55,23 @@ def test_error_detail_reads_every_common_error_shape():
     assert error_detail(b'{"error": {"message": "bad temperature", "type": "x"}}') == "bad temperature"
     assert error_detail(b'{"detail": "Invalid API key"}') == "Invalid API key"
     assert error_detail(b'{"detail": [{"loc": ["body", "top_k"], "msg": "extra"}]}') == "body.top_k: extra"
-    assert error_detail(b"<html>\n<body>502 Bad Gateway</body>\n</html>") == "<html> <body>502 Bad Gateway</body> </html>"
+    assert (
+        error_detail(b"<html>\n<body>502 Bad Gateway</body>\n</html>") == "<html> <body>502 Bad Gateway</body> </html>"
+    )
     assert "\n" not in error_detail(json.dumps({"error": {"message": "line one\n  File x\nline3"}}).encode())
 
 
 def test_sse_parsing():
-    lines = [b": ping\n", b"data: {\"a\": 1}\n", b"\n", b"event: x\n", b"data: one\n", b"data: two\n", b"\n",
-             b"data:[DONE]\r\n"]
+    lines = [
+        b": ping\n",
+        b'data: {"a": 1}\n',
+        b"\n",
+        b"event: x\n",
+        b"data: one\n",
+        b"data: two\n",
+        b"\n",
+        b"data:[DONE]\r\n",
+    ]
     assert list(iter_sse(iter(lines))) == ['{"a": 1}', "one\ntwo", "[DONE]"]
 
 
@@ -71,15 +85,30 @@ def test_model_specs_and_urls():
     assert normalize_base_url("http://h/api/v1") == "http://h/api/v1"
 
 
-@pytest.mark.parametrize("message, prompt, n_ctx", [
-    ("This model's maximum context length is 2048 tokens. However, you requested 3000 tokens "
-     "(2900 in the messages, 100 in the completion).", 2900, 2048),  # vLLM
-    ("This model's maximum context length is 512 tokens, however you requested 617 tokens "
-     "(601 in your prompt; 16 for the completion).", 601, 512),  # llama-cpp-python
-    ("the request exceeds the available context size: request (5000 tokens) exceeds the available "
-     "context size (4096 tokens), try increasing it", 5000, 4096),  # llama-server
-    ("prompt is 1101 tokens but the context window is 1024 tokens: shorten the prompt", 1101, 1024),  # ours
-])
+@pytest.mark.parametrize(
+    "message, prompt, n_ctx",
+    [
+        (
+            "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens "
+            "(2900 in the messages, 100 in the completion).",
+            2900,
+            2048,
+        ),  # vLLM
+        (
+            "This model's maximum context length is 512 tokens, however you requested 617 tokens "
+            "(601 in your prompt; 16 for the completion).",
+            601,
+            512,
+        ),  # llama-cpp-python
+        (
+            "the request exceeds the available context size: request (5000 tokens) exceeds the available "
+            "context size (4096 tokens), try increasing it",
+            5000,
+            4096,
+        ),  # llama-server
+        ("prompt is 1101 tokens but the context window is 1024 tokens: shorten the prompt", 1101, 1024),  # ours
+    ],
+)
 def test_context_overflow_messages_of_known_servers(message: str, prompt: int, n_ctx: int):
     error = context_overflow("http://h/v1", message)
     assert isinstance(error, RemoteContextOverflowError)
@@ -146,6 +175,7 @@ def reply(status: int, body: Any, headers: dict[str, str] | None = None, raw: by
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+
     return step
 
 
@@ -156,6 +186,7 @@ def chat_event(text: str | None = None, finish: str | None = None) -> dict[str, 
 
 def stream(events: list[Any], chunked_cut: bool = False) -> Step:
     """An SSE answer; `chunked_cut` breaks the chunked encoding mid-body, as a dying server does."""
+
     def step(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")
@@ -166,8 +197,9 @@ def stream(events: list[Any], chunked_cut: bool = False) -> Step:
             data = b"data: " + (e.encode() if isinstance(e, str) else json.dumps(e).encode()) + b"\n\n"
             h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked_cut else data)
         if chunked_cut:
-            h.wfile.write(b"40\r\ndata: {\"choi")  # a chunk that never completes
+            h.wfile.write(b'40\r\ndata: {"choi')  # a chunk that never completes
         h.close_connection = True
+
     return step
 
 
@@ -194,8 +226,11 @@ def run(b: OpenAIBackend, **options: Any) -> Any:
 
 def test_503_and_429_are_retried_then_the_reply_comes(scripted):
     busy = {"Retry-After": "0"}
-    server = scripted(reply(503, {"error": {"message": "loading"}}, busy),
-                      reply(429, {"error": {"message": "slow down"}}, busy), complete())
+    server = scripted(
+        reply(503, {"error": {"message": "loading"}}, busy),
+        reply(429, {"error": {"message": "slow down"}}, busy),
+        complete(),
+    )
     response = run(backend(server.url, retries=3))
     assert response.text == "Hello there"
     assert (response.stats.prompt_tokens, response.stats.completion_tokens) == (7, 2)
@@ -236,8 +271,10 @@ def test_a_stalled_server_times_out(scripted):
 
 
 def test_a_stream_cut_mid_reply_raises_and_gives_no_stats(scripted):
-    server = scripted(stream([chat_event("Partial "), chat_event("reply")], chunked_cut=True),
-                      stream([chat_event("Partial "), chat_event("reply")]))
+    server = scripted(
+        stream([chat_event("Partial "), chat_event("reply")], chunked_cut=True),
+        stream([chat_event("Partial "), chat_event("reply")]),
+    )
     for _ in range(2):  # broken chunked encoding, then a clean close before the finish
         chunks = []
         with pytest.raises(StreamCutError, match="incomplete"):
@@ -248,8 +285,7 @@ def test_a_stream_cut_mid_reply_raises_and_gives_no_stats(scripted):
 
 
 def test_malformed_answers_are_clear_errors(scripted):
-    server = scripted(stream(["{not json"]), reply(200, None, raw=b"<html>oops</html>"),
-                      stream([{"choices": "many"}]))
+    server = scripted(stream(["{not json"]), reply(200, None, raw=b"<html>oops</html>"), stream([{"choices": "many"}]))
     with pytest.raises(BackendError, match="malformed response.*not JSON"):
         run(backend(server.url))
     with pytest.raises(BackendError, match="malformed response.*not JSON.*oops"):
@@ -266,8 +302,10 @@ def test_an_error_event_mid_stream_is_raised(scripted):
 
 def test_the_api_key_is_sent_but_never_shown(scripted):
     key = "sk-very-secret-123"
-    server = scripted(reply(401, {"error": {"message": f"bad key {key}"}}),
-                      reply(500, {"error": {"message": f"echo: Bearer {key}"}}, {"Retry-After": "0"}))
+    server = scripted(
+        reply(401, {"error": {"message": f"bad key {key}"}}),
+        reply(500, {"error": {"message": f"echo: Bearer {key}"}}, {"Retry-After": "0"}),
+    )
     b = backend(server.url, api_key=key, retries=0)
     for _ in range(2):
         with pytest.raises(BackendError) as info:
@@ -281,7 +319,9 @@ def test_unsupported_features_fall_back_and_are_remembered(scripted):
     server = scripted(
         reply(422, {"detail": [{"loc": ["body", "response_format", "type"], "msg": "should be 'json_object'"}]}),
         reply(400, {"error": {"message": "Unrecognized request argument supplied: top_k"}}),
-        complete('{"a": 1}'), complete('{"a": 2}'))
+        complete('{"a": 1}'),
+        complete('{"a": 2}'),
+    )
     b = backend(server.url)
     schema = {"type": "object"}
     assert run(b, json_schema=schema).text == '{"a": 1}'

@@ -89,8 +89,9 @@ def check_example(args: list[str]) -> None:
                 values = opts[param.name] if param.multiple or param.nargs != 1 else [opts[param.name]]
                 for value in values:
                     if value not in param.type.choices:
-                        raise click.BadParameter(f"{value!r} is not one of {list(param.type.choices)}",
-                                                 ctx=ctx, param=param)
+                        raise click.BadParameter(
+                            f"{value!r} is not one of {list(param.type.choices)}", ctx=ctx, param=param
+                        )
         if not isinstance(command, click.Group):
             break
         if not rest:
@@ -126,23 +127,28 @@ def test_example_parses(path: Path, args: list[str]):
         pytest.fail(f"{path.name}: `llamarch {' '.join(args)}`: {e.format_message()}")
 
 
-@pytest.mark.parametrize("bad", [
-    ["train", "-m", "qwen2.5-coder-0.5b", "--data", "DIR", "--out", "o", "--itres", "5"],
-    ["eval", "sqll", "--db", "x.sqlite"],
-    ["export", "adapters/py", "--to", "gguf-lorra"],
-    ["distill", "--no-train=1", "--out", "o"],
-    ["generate", "--max-tokens"],
-    ["judge", "q", "a", "extra"],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["train", "-m", "qwen2.5-coder-0.5b", "--data", "DIR", "--out", "o", "--itres", "5"],
+        ["eval", "sqll", "--db", "x.sqlite"],
+        ["export", "adapters/py", "--to", "gguf-lorra"],
+        ["distill", "--no-train=1", "--out", "o"],
+        ["generate", "--max-tokens"],
+        ["judge", "q", "a", "extra"],
+    ],
+)
 def test_a_wrong_example_fails(bad: list[str]):
     with pytest.raises(click.UsageError):
         check_example(bad)
 
 
 def test_extraction_reads_pipes_comments_and_continuations():
-    text = ("```sh\nprintf 'hi\\n' | llamarch chat -m m  # a comment\n"
-            "llamarch distill --teacher t \\\n    --out runs/x &\n```\n"
-            "and `llamarch models list [--json]` in prose\n")
+    text = (
+        "```sh\nprintf 'hi\\n' | llamarch chat -m m  # a comment\n"
+        "llamarch distill --teacher t \\\n    --out runs/x &\n```\n"
+        "and `llamarch models list [--json]` in prose\n"
+    )
     path = ROOT / "README.md"
     assert _block_examples(text) == [["chat", "-m", "m"], ["distill", "--teacher", "t", "--out", "runs/x"]]
     assert _inline_examples(text) == [["models", "list", "--json"]]

@@ -59,13 +59,16 @@ def test_sleeping_program_times_out_on_the_wall_clock() -> None:
     assert result.status == "timeout" and result.duration_s < QUICK.timeout_s + SLACK_S
 
 
-@pytest.mark.parametrize("program", [
-    "import os\nwhile True:\n    os.fork()\n",
-    "import posix\nwhile True:\n    posix.fork()\n",
-    "import subprocess\nsubprocess.Popen(['sh', '-c', ':(){ :|:& };:'])\n",
-    "import multiprocessing\nmultiprocessing.Process(target=print).start()\n",
-    "import os\nos.system(':(){ :|:& };:')\n",
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "import os\nwhile True:\n    os.fork()\n",
+        "import posix\nwhile True:\n    posix.fork()\n",
+        "import subprocess\nsubprocess.Popen(['sh', '-c', ':(){ :|:& };:'])\n",
+        "import multiprocessing\nmultiprocessing.Process(target=print).start()\n",
+        "import os\nos.system(':(){ :|:& };:')\n",
+    ],
+)
 def test_fork_bomb_attempts_fail(program: str) -> None:
     result = run_program(program, QUICK)
     assert result.status == "error", result
@@ -110,10 +113,13 @@ def test_work_dir_is_writable_and_private() -> None:
     assert run_program(program).status == "passed"
 
 
-@pytest.mark.parametrize("program", [
-    "x = bytearray(8 * 2**30)\n",
-    "hog = []\nwhile True:\n    hog.append(bytearray(2**20))\n",
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "x = bytearray(8 * 2**30)\n",
+        "hog = []\nwhile True:\n    hog.append(bytearray(2**20))\n",
+    ],
+)
 def test_memory_hog_is_stopped(program: str) -> None:
     result = run_program(program, QUICK)
     assert result.status == "memory", result

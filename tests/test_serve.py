@@ -70,8 +70,9 @@ def test_streamed_chat_matches_the_whole_reply(server):
     status, _, body = post(server.url + "/chat/completions", request, KEY)
     whole = json.loads(body)
     assert status == 200 and whole["object"] == "chat.completion"
-    status, headers, body = post(server.url + "/chat/completions",
-                                 {**request, "stream": True, "stream_options": {"include_usage": True}}, KEY)
+    status, headers, body = post(
+        server.url + "/chat/completions", {**request, "stream": True, "stream_options": {"include_usage": True}}, KEY
+    )
     assert status == 200 and headers["content-type"] == "text/event-stream"
     payloads = sse_payloads(body)
     assert payloads[-1] == "[DONE]"
@@ -80,19 +81,28 @@ def test_streamed_chat_matches_the_whole_reply(server):
     text = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
     assert text == whole["choices"][0]["message"]["content"]
     assert events[-2]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
-    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] == whole["usage"]["completion_tokens"]
+    assert (
+        events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] == whole["usage"]["completion_tokens"]
+    )
     assert len({e["id"] for e in events}) == 1
 
 
-@pytest.mark.parametrize("raw, status, code", [
-    (b"{not json", 400, "invalid_json"),
-    (b"", 400, "invalid_json"),
-    (b'{"messages": [{"role": "wizard", "content": "x"}]}', 400, "invalid_value"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', 400, "invalid_value"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object", "schema": '
-     b'{"type": "weird"}}}', 400, None),
-    (b'{"messages": [{"role": "user", "content": "x"}], "n": 3}', 400, "unsupported_parameter"),
-])
+@pytest.mark.parametrize(
+    "raw, status, code",
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (b'{"messages": [{"role": "wizard", "content": "x"}]}', 400, "invalid_value"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', 400, "invalid_value"),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object", "schema": '
+            b'{"type": "weird"}}}',
+            400,
+            None,
+        ),
+        (b'{"messages": [{"role": "user", "content": "x"}], "n": 3}', 400, "unsupported_parameter"),
+    ],
+)
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, raw: bytes, status: int, code: str | None):
     got, _, body = post(server.url + "/chat/completions", None, KEY, raw=raw)
     assert got == status and error_of(body)["code"] == code
@@ -142,9 +152,14 @@ def test_a_client_that_leaves_mid_stream_stops_its_generation(server):
     parts = urllib.parse.urlsplit(server.url)
     body = json.dumps({"prompt": "Count from 1 to 500: 1, 2,", "max_tokens": 800, "stream": True}).encode()
     sock = socket.create_connection((parts.hostname, parts.port), timeout=60)
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
-                 + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
-                 + b"\r\n\r\n" + body)
+    sock.sendall(
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + KEY.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
     received = b""
     while b"data:" not in received:
         received += sock.recv(4096)
@@ -192,7 +207,9 @@ def test_generate_through_the_server(server, monkeypatch: pytest.MonkeyPatch):
     assert KEY not in ok.output
     monkeypatch.setenv("LLAMARCH_OPENAI_API_KEY", KEY)
     monkeypatch.setenv("LLAMARCH_OPENAI_BASE_URL", server.url)
-    by_env = runner.invoke(cli, ["generate", "--backend", "openai", "-m", "smollm2-135m", "--json", "--max-tokens", "3", "Hi"])
+    by_env = runner.invoke(
+        cli, ["generate", "--backend", "openai", "-m", "smollm2-135m", "--json", "--max-tokens", "3", "Hi"]
+    )
     assert by_env.exit_code == 0 and json.loads(by_env.output)["backend"] == "openai", by_env.output
 
 
@@ -201,7 +218,8 @@ def test_a_catalog_entry_can_name_a_served_model(server, isolated_home: Path, mo
     catalog.mkdir(parents=True)
     (catalog / "teacher.toml").write_text(
         f'id = "remote-teacher"\nname = "SmolLM2 on a server"\nbackend = "openai"\n'
-        f'base_url = "{server.url}"\nmodel = "smollm2-135m"\napi_key_env = "TEACHER_KEY"\n')
+        f'base_url = "{server.url}"\nmodel = "smollm2-135m"\napi_key_env = "TEACHER_KEY"\n'
+    )
     monkeypatch.setenv("TEACHER_KEY", KEY)
     with LLM("remote-teacher") as teacher:
         assert teacher.backend_name == "openai" and teacher.model_id == "smollm2-135m"

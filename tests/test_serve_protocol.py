@@ -11,13 +11,26 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 def test_a_full_chat_request_becomes_prompt_and_options():
-    req = parse_request(CHAT, {
-        "model": "anything", "messages": [{"role": "developer", "content": "Be brief."},
-                                          {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
-        "max_tokens": 50, "temperature": 0, "top_p": 0.5, "top_k": -1, "min_p": 0.1, "seed": 2**40,
-        "stop": "\n\n", "stream": True, "stream_options": {"include_usage": True},
-        "response_format": {"type": "json_schema", "json_schema": {"name": "v", "schema": {"type": "object"}}},
-    })
+    req = parse_request(
+        CHAT,
+        {
+            "model": "anything",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            ],
+            "max_tokens": 50,
+            "temperature": 0,
+            "top_p": 0.5,
+            "top_k": -1,
+            "min_p": 0.1,
+            "seed": 2**40,
+            "stop": "\n\n",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "v", "schema": {"type": "object"}}},
+        },
+    )
     assert req.prompt == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     o = req.options
     assert (o.max_tokens, o.temperature, o.top_p, o.top_k, o.min_p) == (50, 0.0, 0.5, 0, 0.1)
@@ -34,28 +47,31 @@ def test_defaults_generate_until_the_context_is_full():
     assert parse_request(CHAT, {"messages": MSG, "response_format": {"type": "json_object"}}).options.json_schema
 
 
-@pytest.mark.parametrize("kind, body, param", [
-    (CHAT, [], None),
-    (CHAT, {}, "messages"),
-    (CHAT, {"messages": []}, "messages"),
-    (CHAT, {"messages": ["hi"]}, "messages"),
-    (CHAT, {"messages": [{"role": "wizard", "content": "x"}]}, "messages"),
-    (CHAT, {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages"),
-    (CHAT, {"messages": MSG, "temperature": "hot"}, "temperature"),
-    (CHAT, {"messages": MSG, "temperature": 3}, "temperature"),
-    (CHAT, {"messages": MSG, "max_tokens": 0}, "max_tokens"),
-    (CHAT, {"messages": MSG, "max_tokens": True}, "max_tokens"),
-    (CHAT, {"messages": MSG, "stop": ["a"] * 17}, "stop"),
-    (CHAT, {"messages": MSG, "stop": 3}, "stop"),
-    (CHAT, {"messages": MSG, "n": 2}, "n"),
-    (CHAT, {"messages": MSG, "stream": "yes"}, "stream"),
-    (CHAT, {"messages": MSG, "tools": [{"type": "function"}]}, "tools"),
-    (CHAT, {"messages": MSG, "logprobs": True}, "logprobs"),
-    (CHAT, {"messages": MSG, "response_format": {"type": "yaml"}}, "response_format"),
-    (CHAT, {"messages": MSG, "response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
-    (COMPLETION, {"prompt": ["a", "b"]}, "prompt"),
-    (COMPLETION, {"prompt": [1, 2, 3]}, "prompt"),
-])
+@pytest.mark.parametrize(
+    "kind, body, param",
+    [
+        (CHAT, [], None),
+        (CHAT, {}, "messages"),
+        (CHAT, {"messages": []}, "messages"),
+        (CHAT, {"messages": ["hi"]}, "messages"),
+        (CHAT, {"messages": [{"role": "wizard", "content": "x"}]}, "messages"),
+        (CHAT, {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages"),
+        (CHAT, {"messages": MSG, "temperature": "hot"}, "temperature"),
+        (CHAT, {"messages": MSG, "temperature": 3}, "temperature"),
+        (CHAT, {"messages": MSG, "max_tokens": 0}, "max_tokens"),
+        (CHAT, {"messages": MSG, "max_tokens": True}, "max_tokens"),
+        (CHAT, {"messages": MSG, "stop": ["a"] * 17}, "stop"),
+        (CHAT, {"messages": MSG, "stop": 3}, "stop"),
+        (CHAT, {"messages": MSG, "n": 2}, "n"),
+        (CHAT, {"messages": MSG, "stream": "yes"}, "stream"),
+        (CHAT, {"messages": MSG, "tools": [{"type": "function"}]}, "tools"),
+        (CHAT, {"messages": MSG, "logprobs": True}, "logprobs"),
+        (CHAT, {"messages": MSG, "response_format": {"type": "yaml"}}, "response_format"),
+        (CHAT, {"messages": MSG, "response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
+        (COMPLETION, {"prompt": ["a", "b"]}, "prompt"),
+        (COMPLETION, {"prompt": [1, 2, 3]}, "prompt"),
+    ],
+)
 def test_bad_requests_are_400_with_the_parameter_named(kind: str, body, param: str | None):
     with pytest.raises(APIError) as info:
         parse_request(kind, body)
@@ -69,10 +85,17 @@ def test_reply_shapes():
     chat = Reply(CHAT, "m")
     whole = chat.whole("abc", stats)
     assert whole["object"] == "chat.completion" and whole["id"].startswith("chatcmpl-")
-    assert whole["choices"][0] == {"index": 0, "message": {"role": "assistant", "content": "abc"}, "finish_reason": "length"}
+    assert whole["choices"][0] == {
+        "index": 0,
+        "message": {"role": "assistant", "content": "abc"},
+        "finish_reason": "length",
+    }
     assert whole["usage"]["total_tokens"] == 8 and whole["usage"]["prompt_tokens_details"]["cached_tokens"] == 2
     first = chat.event("", first=True)
-    assert first["object"] == "chat.completion.chunk" and first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert first["object"] == "chat.completion.chunk" and first["choices"][0]["delta"] == {
+        "role": "assistant",
+        "content": "",
+    }
     assert chat.event(None, finish="stop")["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert chat.usage_event(stats)["choices"] == []
     text = Reply(COMPLETION, "m")

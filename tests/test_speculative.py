@@ -9,10 +9,16 @@ from llamarch.backends.speculative import PromptLookup
 from llamarch.errors import BackendError
 from test_batch import same_or_near_tie, token_ids
 
-REFACTOR = [{"role": "user", "content": (
-    "Rename the function `total` to `sum_values` and return the full code unchanged otherwise:\n\n"
-    "```python\ndef total(values):\n    result = 0\n    for value in values:\n        if value is None:\n"
-    "            continue\n        result += value\n    return result\n\n\nprint(total([1, 2, None, 3]))\n```")}]
+REFACTOR = [
+    {
+        "role": "user",
+        "content": (
+            "Rename the function `total` to `sum_values` and return the full code unchanged otherwise:\n\n"
+            "```python\ndef total(values):\n    result = 0\n    for value in values:\n        if value is None:\n"
+            "            continue\n        result += value\n    return result\n\n\nprint(total([1, 2, None, 3]))\n```"
+        ),
+    }
+]
 
 
 def test_prompt_lookup_finds_the_latest_repeat():

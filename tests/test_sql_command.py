@@ -37,8 +37,13 @@ def sha256(path: Path) -> str:
 
 
 def llamarch(*args: str, stdin: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from llamarch.cli import main; main()", *args],
-                          input=stdin if stdin is not None else "", capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", "from llamarch.cli import main; main()", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def stored_turns() -> list[tuple[str, dict | None, str]]:
@@ -47,8 +52,11 @@ def stored_turns() -> list[tuple[str, dict | None, str]]:
 
     with Store() as store:
         conversations = Conversations(store)
-        return [(m.role, m.stats, m.content) for info in reversed(conversations.list())
-                for m in conversations.messages(info.id)]
+        return [
+            (m.role, m.stats, m.content)
+            for info in reversed(conversations.list())
+            for m in conversations.messages(info.id)
+        ]
 
 
 def schema_text(db: Path, style: str = "compact") -> str:
@@ -101,8 +109,10 @@ def test_bad_input_is_one_line_and_exit_1_before_any_model_loads(tmp_path, shop)
     assert r.returncode == 1 and "locked" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
     assert sha256(shop) == before
     # `llamarch sql` is registered lazily: its module imports no engine and no rich
-    code = ("import sys; import llamarch.cli.sql; "
-            "print([m for m in ('llama_cpp', 'mlx', 'numpy', 'rich') if m in sys.modules])")
+    code = (
+        "import sys; import llamarch.cli.sql; "
+        "print([m for m in ('llama_cpp', 'mlx', 'numpy', 'rich') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -148,9 +158,17 @@ def test_from_compares_the_schema_the_student_was_trained_on(tmp_path, shop):
         conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, label TEXT)")
 
     def distilled(database: Path, trained_on: str | None, style: str = "compact"):
-        (run / "report.json").write_text(json.dumps({"check": "sql", "database": str(database), "student": "s",
-                                                     "adapter": "adapter/adapter.gguf",
-                                                     "settings": {"student_schema": style}}))
+        (run / "report.json").write_text(
+            json.dumps(
+                {
+                    "check": "sql",
+                    "database": str(database),
+                    "student": "s",
+                    "adapter": "adapter/adapter.gguf",
+                    "settings": {"student_schema": style},
+                }
+            )
+        )
         (run / "train.jsonl").unlink(missing_ok=True)
         if trained_on is not None:
             row = {"messages": [*sql_messages("How many?", trained_on), {"role": "assistant", "content": "x"}]}
@@ -213,8 +231,10 @@ def test_a_failing_first_query_is_retried_once_with_the_sqlite_error(shop, qwen0
     conn = open_readonly(shop)
     try:
         asker = Asker(qwen05, conn, max_tokens=96)
-        answer = asker.ask("List the names of the customers who live in Rome.",
-                           first_reply="```sql\nSELECT full_name FROM customer WHERE town = 'Rome'\n```")
+        answer = asker.ask(
+            "List the names of the customers who live in Rome.",
+            first_reply="```sql\nSELECT full_name FROM customer WHERE town = 'Rome'\n```",
+        )
     finally:
         conn.close()
     assert answer.retried and answer.attempts[0].error == "no such column: full_name"
@@ -249,7 +269,7 @@ def test_the_repl_reads_questions_and_commands_from_stdin(shop, qwen05_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
     schema = schema_text(shop).splitlines()
-    assert out[:len(schema)] == schema and schema[0] == "customer(id, name, city)"  # /schema: the model's view
+    assert out[: len(schema)] == schema and schema[0] == "customer(id, name, city)"  # /schema: the model's view
     queries = [line for line in out if line.upper().startswith("SELECT")]
     assert len(queries) == 2 and queries[0] == queries[1]  # the query above the rows, then /sql
     assert "4" in r.stdout and "1 row" in r.stdout
@@ -262,24 +282,39 @@ def test_the_repl_reads_questions_and_commands_from_stdin(shop, qwen05_path):
 
 def test_from_a_distill_run_uses_its_adapter_and_student_and_warns_of_another_schema(tmp_path, shop, qwen05_path):
     """A run directory as `distill --check sql` writes it; its database has another schema."""
-    from lora_file import write_lora
-
     from llamarch.gguf_file import read_header
+    from lora_file import write_lora
 
     meta = read_header(qwen05_path).metadata
     n_embd, n_layer = meta["qwen2.embedding_length"], meta["qwen2.block_count"]
     run = tmp_path / "run"
     (run / "adapter").mkdir(parents=True)
-    write_lora(run / "adapter" / "adapter.gguf", "qwen2",
-               {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)}, scale=0.001)
+    write_lora(
+        run / "adapter" / "adapter.gguf",
+        "qwen2",
+        {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)},
+        scale=0.001,
+    )
     other = tmp_path / "other.sqlite"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, label TEXT)")
-    (run / "report.json").write_text(json.dumps({"check": "sql", "database": str(other), "student": MODEL,
-                                                 "adapter": "adapter/adapter.gguf"}))
+    (run / "report.json").write_text(
+        json.dumps({"check": "sql", "database": str(other), "student": MODEL, "adapter": "adapter/adapter.gguf"})
+    )
     before = sha256(shop)
-    r = llamarch("sql", "--db", str(shop), "--from", str(run), "--max-tokens", "96", "--threads", "2",
-                 "--json", "How many customers are there?")
+    r = llamarch(
+        "sql",
+        "--db",
+        str(shop),
+        "--from",
+        str(run),
+        "--max-tokens",
+        "96",
+        "--threads",
+        "2",
+        "--json",
+        "How many customers are there?",
+    )
     assert r.returncode == 0, r.stderr
     notes = r.stderr.strip().splitlines()
     assert notes[0].startswith(f"using the adapter {run / 'adapter' / 'adapter.gguf'} with {MODEL}"), notes

@@ -32,13 +32,13 @@ def make_db(path: Path, journal_mode: str | None = None) -> Path:
                             genre_id INTEGER REFERENCES genre(id), ms INTEGER);
         CREATE INDEX track_album ON track(album_id);
     """)
-    conn.executemany("INSERT INTO genre VALUES (?, ?)",
-                     enumerate(["Rock", "Jazz", "Metal", "Pop", "Blues"], 1))
+    conn.executemany("INSERT INTO genre VALUES (?, ?)", enumerate(["Rock", "Jazz", "Metal", "Pop", "Blues"], 1))
     conn.executemany("INSERT INTO artist VALUES (?, ?)", ((i, f"Artist {i}") for i in range(1, 201)))
-    conn.executemany("INSERT INTO album VALUES (?, ?, ?)",
-                     ((i, f"Album {i}", i % 200 + 1) for i in range(1, 1001)))
-    conn.executemany("INSERT INTO track VALUES (?, ?, ?, ?, ?)",
-                     ((i, f"Track {i}", i % 1000 + 1, i % 5 + 1, 1000 * i) for i in range(1, 2001)))
+    conn.executemany("INSERT INTO album VALUES (?, ?, ?)", ((i, f"Album {i}", i % 200 + 1) for i in range(1, 1001)))
+    conn.executemany(
+        "INSERT INTO track VALUES (?, ?, ?, ?, ?)",
+        ((i, f"Track {i}", i % 1000 + 1, i % 5 + 1, 1000 * i) for i in range(1, 2001)),
+    )
     conn.commit()
     conn.close()
     return path
@@ -109,11 +109,14 @@ def test_no_other_file_is_created(db: Path, tmp_path: Path, sql: str) -> None:
     assert sha256(db) == before
 
 
-@pytest.mark.parametrize("sql", [
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
-    "SELECT count(*) FROM artist, album, track",
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c WHERE x < 0",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
+        "SELECT count(*) FROM artist, album, track",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c WHERE x < 0",
+    ],
+)
 def test_runaway_queries_time_out(db: Path, sql: str) -> None:
     before = sha256(db)
     conn = open_readonly(db)
@@ -131,8 +134,10 @@ def test_runaway_queries_time_out(db: Path, sql: str) -> None:
 def test_the_budget_covers_fetching(db: Path) -> None:
     """A query whose first row comes fast but whose later rows are slow still stops in time."""
     conn = open_readonly(db)
-    sql = ("SELECT a.id FROM artist a, album b, track c "
-           "WHERE c.id = 2000 AND b.id = 1000 OR a.id < 0")  # one row early, then a long scan
+    sql = (
+        "SELECT a.id FROM artist a, album b, track c "
+        "WHERE c.id = 2000 AND b.id = 1000 OR a.id < 0"
+    )  # one row early, then a long scan
     start = time.perf_counter()
     with pytest.raises(QueryFailed, match="took longer than 0.5 s"):
         run_query(conn, sql, time_budget_s=0.5, max_rows=1000)
@@ -145,8 +150,7 @@ def test_a_huge_result_is_truncated(db: Path) -> None:
     conn = open_readonly(db)
     result = run_query(conn, "SELECT * FROM artist, album, track", max_rows=500)
     assert result.truncated and len(result.rows) == 500
-    assert result.columns == ("id", "name", "id", "title", "artist_id", "id", "name", "album_id",
-                              "genre_id", "ms")
+    assert result.columns == ("id", "name", "id", "title", "artist_id", "id", "name", "album_id", "genre_id", "ms")
     exact = run_query(conn, "SELECT id FROM genre", max_rows=5)
     assert not exact.truncated and len(exact.rows) == 5
     assert_usable(conn)
@@ -154,20 +158,23 @@ def test_a_huge_result_is_truncated(db: Path) -> None:
     assert sha256(db) == before
 
 
-@pytest.mark.parametrize("sql,reason", [
-    ("SELECT 1; SELECT 2", "more than one statement"),
-    ("SELECT * FROM genre; DROP TABLE track", "more than one statement"),
-    ("", "empty query"),
-    ("   \n ", "empty query"),
-    (";", "empty query"),
-    ("-- just a comment", "empty query"),
-    ("SELECT nope FROM genre", "no such column: nope"),
-    ("SELECT * FROM nowhere", "no such table: nowhere"),
-    ("SELEKT 1", "syntax error"),
-    ("SELECT 1\x00", "null character"),
-    ("SELECT '\ud800'", "surrogates"),
-    ("SELECT zeroblob(1000000000)", "too big"),
-])
+@pytest.mark.parametrize(
+    "sql,reason",
+    [
+        ("SELECT 1; SELECT 2", "more than one statement"),
+        ("SELECT * FROM genre; DROP TABLE track", "more than one statement"),
+        ("", "empty query"),
+        ("   \n ", "empty query"),
+        (";", "empty query"),
+        ("-- just a comment", "empty query"),
+        ("SELECT nope FROM genre", "no such column: nope"),
+        ("SELECT * FROM nowhere", "no such table: nowhere"),
+        ("SELEKT 1", "syntax error"),
+        ("SELECT 1\x00", "null character"),
+        ("SELECT '\ud800'", "surrogates"),
+        ("SELECT zeroblob(1000000000)", "too big"),
+    ],
+)
 def test_bad_sql_fails_cleanly(db: Path, sql: str, reason: str) -> None:
     before = sha256(db)
     conn = open_readonly(db)
@@ -184,8 +191,9 @@ def test_reads_work_and_text_is_decoded_leniently(db: Path) -> None:
     result = run_query(conn, "SELECT name, CAST(x'ff' AS TEXT) FROM genre WHERE id = 1")
     assert result.rows == (("Rock", "\ufffd"),) and result.columns == ("name", "CAST(x'ff' AS TEXT)")
     assert result.seconds >= 0
-    ok = run_query(conn, "SELECT g.name, count(*) FROM track t JOIN genre g ON g.id = t.genre_id "
-                         "GROUP BY g.name ORDER BY g.name;")
+    ok = run_query(
+        conn, "SELECT g.name, count(*) FROM track t JOIN genre g ON g.id = t.genre_id GROUP BY g.name ORDER BY g.name;"
+    )
     assert ok.rows == (("Blues", 400), ("Jazz", 400), ("Metal", 400), ("Pop", 400), ("Rock", 400))
     assert run_query(conn, "PRAGMA table_info(genre)").rows[1][1] == "name"
     assert run_query(conn, "SELECT count(*) FROM sqlite_master").rows[0][0] == 5
@@ -251,8 +259,7 @@ def test_open_directory(tmp_path: Path) -> None:
     assert_one_line(e, tmp_path, "directory")
 
 
-@pytest.mark.parametrize("content", [b"hello, this is not a database\n" * 100,
-                                     random.Random(7).randbytes(8192)])
+@pytest.mark.parametrize("content", [b"hello, this is not a database\n" * 100, random.Random(7).randbytes(8192)])
 def test_open_a_file_that_is_not_a_database(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "data.sqlite"
     path.write_bytes(content)

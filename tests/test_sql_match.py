@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from llamarch.sql import (QueryResult, extract_sql, has_order_by, normalize_question, normalize_value,
-                          result_signature, results_match)
+from llamarch.sql import (
+    QueryResult,
+    extract_sql,
+    has_order_by,
+    normalize_question,
+    normalize_value,
+    result_signature,
+    results_match,
+)
 
 
 def result(rows, columns=None, truncated=False) -> QueryResult:
@@ -40,8 +47,9 @@ def test_results_match_unordered_and_ordered() -> None:
     assert not results_match(shuffled, ref, ordered=True)
     assert results_match(result([(1, "a"), (2.0, "b"), (3, "c")]), ref, ordered=True)
     assert not results_match(result([(1, "a"), (2, "b")]), ref, ordered=False)
-    assert not results_match(result([(1, "a"), (1, "a"), (2, "b")]), result([(1, "a"), (2, "b"), (2, "b")]),
-                             ordered=False)
+    assert not results_match(
+        result([(1, "a"), (1, "a"), (2, "b")]), result([(1, "a"), (2, "b"), (2, "b")]), ordered=False
+    )
     assert not results_match(result([(1, "a", 0), (2, "b", 0), (3, "c", 0)]), ref, ordered=False)
 
 
@@ -70,53 +78,68 @@ def test_empty_results() -> None:
     assert not results_match(QueryResult(("a", "b"), (), False, 0.0), empty, ordered=False)
 
 
-@pytest.mark.parametrize("sql,expected", [
-    ("SELECT * FROM t ORDER BY a", True),
-    ("select * from t order\n  by a desc limit 3", True),
-    ("SELECT * FROM t", False),
-    ("SELECT * FROM (SELECT * FROM t ORDER BY a) LIMIT 3", False),
-    ("SELECT a FROM t WHERE b IN (SELECT b FROM u ORDER BY b LIMIT 1)", False),
-    ("SELECT * FROM t WHERE name = 'ORDER BY x'", False),
-    ('SELECT "order by" FROM t', False),
-    ("SELECT * FROM t -- ORDER BY a", False),
-    ("SELECT * FROM t /* ORDER BY a */", False),
-    ("SELECT a, row_number() OVER (ORDER BY a) FROM t", False),
-    ("SELECT group_concat(a ORDER BY a) FROM t", False),
-    ("WITH x AS (SELECT * FROM t ORDER BY a) SELECT * FROM x", False),
-    ("WITH x AS (SELECT * FROM t) SELECT * FROM x ORDER BY 1", True),
-    ("SELECT a FROM t UNION SELECT a FROM u ORDER BY a", True),
-    ("SELECT 'it''s' AS s FROM t ORDER BY s", True),
-    ("SELECT * FROM t ORDERBY", False),
-])
+@pytest.mark.parametrize(
+    "sql,expected",
+    [
+        ("SELECT * FROM t ORDER BY a", True),
+        ("select * from t order\n  by a desc limit 3", True),
+        ("SELECT * FROM t", False),
+        ("SELECT * FROM (SELECT * FROM t ORDER BY a) LIMIT 3", False),
+        ("SELECT a FROM t WHERE b IN (SELECT b FROM u ORDER BY b LIMIT 1)", False),
+        ("SELECT * FROM t WHERE name = 'ORDER BY x'", False),
+        ('SELECT "order by" FROM t', False),
+        ("SELECT * FROM t -- ORDER BY a", False),
+        ("SELECT * FROM t /* ORDER BY a */", False),
+        ("SELECT a, row_number() OVER (ORDER BY a) FROM t", False),
+        ("SELECT group_concat(a ORDER BY a) FROM t", False),
+        ("WITH x AS (SELECT * FROM t ORDER BY a) SELECT * FROM x", False),
+        ("WITH x AS (SELECT * FROM t) SELECT * FROM x ORDER BY 1", True),
+        ("SELECT a FROM t UNION SELECT a FROM u ORDER BY a", True),
+        ("SELECT 'it''s' AS s FROM t ORDER BY s", True),
+        ("SELECT * FROM t ORDERBY", False),
+    ],
+)
 def test_has_order_by(sql: str, expected: bool) -> None:
     assert has_order_by(sql) is expected
 
 
 REPLIES = [
     ("```sql\nSELECT Name FROM Artist;\n```", "SELECT Name FROM Artist"),
-    ("Here is the query:\n\n```sql\nSELECT count(*)\nFROM Track\nWHERE GenreId = 1;\n```\n\n"
-     "This counts the rock tracks.", "SELECT count(*)\nFROM Track\nWHERE GenreId = 1"),
+    (
+        "Here is the query:\n\n```sql\nSELECT count(*)\nFROM Track\nWHERE GenreId = 1;\n```\n\n"
+        "This counts the rock tracks.",
+        "SELECT count(*)\nFROM Track\nWHERE GenreId = 1",
+    ),
     ("SELECT * FROM Album WHERE ArtistId = 1", "SELECT * FROM Album WHERE ArtistId = 1"),
-    ("To answer this, we join the tables.\n\nSELECT a.Title, b.Name\nFROM Album a\n"
-     "JOIN Artist b ON a.ArtistId = b.ArtistId;\n\nThis returns each album with its artist.",
-     "SELECT a.Title, b.Name\nFROM Album a\nJOIN Artist b ON a.ArtistId = b.ArtistId"),
-    ("```sql\nSELECT Name, Milliseconds\nFROM Track\nORDER BY Milliseconds DESC\nLIM",
-     "SELECT Name, Milliseconds\nFROM Track\nORDER BY Milliseconds DESC\nLIM"),
+    (
+        "To answer this, we join the tables.\n\nSELECT a.Title, b.Name\nFROM Album a\n"
+        "JOIN Artist b ON a.ArtistId = b.ArtistId;\n\nThis returns each album with its artist.",
+        "SELECT a.Title, b.Name\nFROM Album a\nJOIN Artist b ON a.ArtistId = b.ArtistId",
+    ),
+    (
+        "```sql\nSELECT Name, Milliseconds\nFROM Track\nORDER BY Milliseconds DESC\nLIM",
+        "SELECT Name, Milliseconds\nFROM Track\nORDER BY Milliseconds DESC\nLIM",
+    ),
     ("select name from genre where name like '%rock%';", "select name from genre where name like '%rock%'"),
-    ("```\nWITH t AS (SELECT GenreId, count(*) AS n FROM Track GROUP BY GenreId)\n"
-     "SELECT max(n) FROM t\n```", "WITH t AS (SELECT GenreId, count(*) AS n FROM Track GROUP BY GenreId)\n"
-     "SELECT max(n) FROM t"),
+    (
+        "```\nWITH t AS (SELECT GenreId, count(*) AS n FROM Track GROUP BY GenreId)\nSELECT max(n) FROM t\n```",
+        "WITH t AS (SELECT GenreId, count(*) AS n FROM Track GROUP BY GenreId)\nSELECT max(n) FROM t",
+    ),
     ("I don't know which table holds that information.", None),
     ("", None),
     ("```python\nprint('hi')\n```", None),
     ("```SQL\nSELECT 'a;b' AS x; SELECT 2;\n```", "SELECT 'a;b' AS x"),
     ("SELECT Title\nFROM Album\nThis query lists all the album titles.", "SELECT Title\nFROM Album"),
-    ("SELECT Title\nFROM Album\n\nWHERE AlbumId < 5\n\nExplanation: filters albums.",
-     "SELECT Title\nFROM Album\n\nWHERE AlbumId < 5"),
+    (
+        "SELECT Title\nFROM Album\n\nWHERE AlbumId < 5\n\nExplanation: filters albums.",
+        "SELECT Title\nFROM Album\n\nWHERE AlbumId < 5",
+    ),
     ("With this query you get the answer:\n```sql\nSELECT 1\n```", "SELECT 1"),
     ("You can run `SELECT count(*) FROM Invoice` to get it.", "SELECT count(*) FROM Invoice"),
-    ("```sqlite\n-- the longest track\nSELECT Name FROM Track ORDER BY Milliseconds DESC LIMIT 1\n```",
-     "-- the longest track\nSELECT Name FROM Track ORDER BY Milliseconds DESC LIMIT 1"),
+    (
+        "```sqlite\n-- the longest track\nSELECT Name FROM Track ORDER BY Milliseconds DESC LIMIT 1\n```",
+        "-- the longest track\nSELECT Name FROM Track ORDER BY Milliseconds DESC LIMIT 1",
+    ),
     ("```text\nfirst\n```\n```\nSELECT 2\n```", "SELECT 2"),
 ]
 
@@ -127,7 +150,8 @@ def test_extract_sql(reply: str, expected: str | None) -> None:
 
 
 def test_normalize_question() -> None:
-    assert normalize_question("  How many   TRACKS are in the 'Rock' genre?\n") == \
-        "how many tracks are in the rock genre"
+    assert (
+        normalize_question("  How many   TRACKS are in the 'Rock' genre?\n") == "how many tracks are in the rock genre"
+    )
     assert normalize_question("Which artist's albums...") == normalize_question("which artist s albums")
     assert normalize_question("") == ""

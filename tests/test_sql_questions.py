@@ -17,8 +17,9 @@ from llamarch.sql import Question, load_questions, open_readonly
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.sqlite"
     w = sqlite3.connect(path)
-    w.executescript("CREATE TABLE Genre (GenreId INTEGER PRIMARY KEY, Name TEXT);"
-                    "INSERT INTO Genre VALUES (1, 'Rock'), (2, 'Jazz');")
+    w.executescript(
+        "CREATE TABLE Genre (GenreId INTEGER PRIMARY KEY, Name TEXT);INSERT INTO Genre VALUES (1, 'Rock'), (2, 'Jazz');"
+    )
     w.commit()
     w.close()
     return path
@@ -36,9 +37,13 @@ def line(question, sql=None, **extra) -> str:
 
 
 def test_a_good_file(tmp_path: Path, db: Path) -> None:
-    path = write(tmp_path, line("How many genres are there?", "SELECT count(*) FROM Genre;"), "",
-                 line("  Which genres are there?  ", "SELECT Name FROM Genre", difficulty="easy"),
-                 line("What is the most popular genre?"))
+    path = write(
+        tmp_path,
+        line("How many genres are there?", "SELECT count(*) FROM Genre;"),
+        "",
+        line("  Which genres are there?  ", "SELECT Name FROM Genre", difficulty="easy"),
+        line("What is the most popular genre?"),
+    )
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     conn = open_readonly(db)
     questions = load_questions(path, conn)
@@ -65,15 +70,18 @@ def test_a_malformed_json_line(tmp_path: Path) -> None:
     assert_error(e, f"{path}:2", "not valid JSON")
 
 
-@pytest.mark.parametrize("bad,expected", [
-    ('{"sql": "SELECT 1"}', '"question"'),
-    ('{"question": "   ", "sql": "SELECT 1"}', '"question"'),
-    ('{"question": 3}', '"question"'),
-    ('["question", "sql"]', "JSON object"),
-    ('"just a string"', "JSON object"),
-    ('{"question": "Q?", "sql": 42}', '"sql"'),
-    ('{"question": "Q?", "sql": ""}', '"sql"'),
-])
+@pytest.mark.parametrize(
+    "bad,expected",
+    [
+        ('{"sql": "SELECT 1"}', '"question"'),
+        ('{"question": "   ", "sql": "SELECT 1"}', '"question"'),
+        ('{"question": 3}', '"question"'),
+        ('["question", "sql"]', "JSON object"),
+        ('"just a string"', "JSON object"),
+        ('{"question": "Q?", "sql": 42}', '"sql"'),
+        ('{"question": "Q?", "sql": ""}', '"sql"'),
+    ],
+)
 def test_a_malformed_question(tmp_path: Path, bad: str, expected: str) -> None:
     path = write(tmp_path, line("Fine?"), "", bad)
     with pytest.raises(LlamarchError) as e:

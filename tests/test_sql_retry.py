@@ -65,15 +65,20 @@ def test_other_missing_names(conn):
     def hint(sql: str) -> str | None:
         return error_hint(tables, sqlite_error(conn, sql), sql)
 
-    assert hint("SELECT Album.Name FROM Album") == "Album has no column Name. The tables with a column Name: Artist, Track."
-    assert hint("SELECT T3.Title FROM Album T1") == ("T3 is neither a table nor an alias the query defines. "
-                                                     "The tables with a column Title: Album.")
+    assert (
+        hint("SELECT Album.Name FROM Album")
+        == "Album has no column Name. The tables with a column Name: Artist, Track."
+    )
+    assert hint("SELECT T3.Title FROM Album T1") == (
+        "T3 is neither a table nor an alias the query defines. The tables with a column Title: Album."
+    )
     assert hint("SELECT Composr FROM Track") == "No table has a column Composr; similar columns: Track.Composer."
     assert hint("SELECT Year FROM Album") == "No table has a column Year."
     assert hint("SELECT * FROM Artists") == "There is no table Artists; similar tables: Artist."
     assert hint("SELECT * FROM Genre") == "There is no table Genre; the tables are: Artist, Album, Track."
-    assert hint("SELECT Name FROM Artist JOIN Track") == ("Name is a column of Artist, Track: write it with its "
-                                                          "table or alias (e.g. Artist.Name).")
+    assert hint("SELECT Name FROM Artist JOIN Track") == (
+        "Name is a column of Artist, Track: write it with its table or alias (e.g. Artist.Name)."
+    )
     assert hint("SELEC Name FROM Artist") is None  # a syntax error: nothing the schema can add
     assert run_query(conn, ALIASED).rows  # the query the hint leads to runs
 
@@ -100,7 +105,9 @@ def test_same_query_ignores_case_spacing_semicolons_and_comments_but_not_literal
     assert same_query("SELECT T2.Name FROM Album AS T2;", "select  t2.name\nfrom album as T2")
     assert same_query("SELECT count( * ) FROM Track -- all\n", "SELECT count(*) FROM Track")
     assert same_query("SELECT Name FROM Artist WHERE ArtistId=1", "SELECT Name FROM Artist WHERE ArtistId = 1 ;")
-    assert not same_query("SELECT Name FROM Artist WHERE Name = 'AC/DC'", "SELECT Name FROM Artist WHERE Name = 'ac/dc'")
+    assert not same_query(
+        "SELECT Name FROM Artist WHERE Name = 'AC/DC'", "SELECT Name FROM Artist WHERE Name = 'ac/dc'"
+    )
     assert not same_query("SELECT T1.Name FROM Artist AS T1", "SELECT T2.Name FROM Track AS T2")
     assert not same_query(None, "SELECT 1")
     assert query_key("SELECT 'a  b' FROM x") == "select 'a  b' from x"
@@ -138,8 +145,9 @@ def test_a_query_repeated_every_time_is_one_line_and_runs_once(conn):
     assert not answer.ok and len(model.calls) == 3 and model.replies == []
     assert [a.error for a in answer.attempts] == ["no such column: T2.Name"] + [SAME_QUERY] * 3
     assert [seed for _, seed, _ in model.calls] == [7, 8, 9]  # --seed, then one per sample
-    assert answer.error.startswith("the query failed twice (the model wrote the same query again, 3 times); "
-                                   "SQLite said: no such column: T2.Name")
+    assert answer.error.startswith(
+        "the query failed twice (the model wrote the same query again, 3 times); SQLite said: no such column: T2.Name"
+    )
     assert "\n" not in answer.error
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from llamarch.errors import LlamarchError
-from llamarch.sql import (Column, compact_schema, ddl, describe, distinct_values, open_readonly,
-                          read_tables, sample_rows)
+from llamarch.sql import Column, compact_schema, ddl, describe, distinct_values, open_readonly, read_tables, sample_rows
 
 LONG = "a very long description " * 10
 
@@ -34,12 +33,23 @@ def conn(tmp_path: Path):
         CREATE INDEX items_by_category ON "Order Items"(CategoryId);
         INSERT INTO Category VALUES (1, 'Books'), (2, 'Music'), (3, 'Games');
     ''')
-    w.executemany('INSERT INTO "Order Items" VALUES (?, ?, ?, ?, ?, ?)', [
-        (1, 1, "x", LONG, 4.5, 1), (2, 2, None, "line one\nline two", 12.0, None),
-        (3, 2, "y", None, 3, 2), (4, 3, "x", "short", 7.25, 3)])
-    w.executemany("INSERT INTO Customer VALUES (?, ?, ?, ?)", [
-        (1, "a@example.com", "Peru", b"\x00\xff"), (2, "b@example.com", "Peru", None),
-        (3, "c@example.com", "Chile", None)])
+    w.executemany(
+        'INSERT INTO "Order Items" VALUES (?, ?, ?, ?, ?, ?)',
+        [
+            (1, 1, "x", LONG, 4.5, 1),
+            (2, 2, None, "line one\nline two", 12.0, None),
+            (3, 2, "y", None, 3, 2),
+            (4, 3, "x", "short", 7.25, 3),
+        ],
+    )
+    w.executemany(
+        "INSERT INTO Customer VALUES (?, ?, ?, ?)",
+        [
+            (1, "a@example.com", "Peru", b"\x00\xff"),
+            (2, "b@example.com", "Peru", None),
+            (3, "c@example.com", "Chile", None),
+        ],
+    )
     w.commit()
     w.close()
     c = open_readonly(path)
@@ -98,9 +108,11 @@ def test_distinct_values(conn) -> None:
     values = distinct_values(conn, tables)
     # Category is a small lookup table others reference; Country repeats; e-mails and the
     # long Note do not qualify; the VARCHAR column repeats ('x' twice).
-    assert values == {"Category.Name": ["Books", "Games", "Music"],
-                      'Order Items.Odd "Name"': ["x", "y"],
-                      "Customer.Country": ["Chile", "Peru"]}
+    assert values == {
+        "Category.Name": ["Books", "Games", "Music"],
+        'Order Items.Odd "Name"': ["x", "y"],
+        "Customer.Country": ["Chile", "Peru"],
+    }
     everything = distinct_values(conn, tables, categorical_only=False)
     assert everything["Customer.Email"] == ["a@example.com", "b@example.com", "c@example.com"]
     assert "Order Items.Note" not in everything  # too long, and a value has a line break

@@ -151,7 +151,11 @@ def test_train_student_writes_the_set_then_needs_finetune(smollm, tmp_path, monk
     st = StudentTeacher(smollm, smollm)
     with pytest.raises(LlamarchError, match="llamarch.finetune"):
         st.student.fine_tune([("Add 1 and 2.", "1 + 2"), ("Add 3 and 4.", "3 + 4")], out_dir=tmp_path)
-    rows = [json.loads(line) for name in ("train.jsonl", "valid.jsonl") for line in (tmp_path / "data" / name).read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for name in ("train.jsonl", "valid.jsonl")
+        for line in (tmp_path / "data" / name).read_text().splitlines()
+    ]
     assert {r["messages"][-1]["content"] for r in rows} == {"1 + 2", "3 + 4"}
     with pytest.raises(LlamarchError, match="llamarch.finetune"):
         st.train_student([("Add 1 and 2.", "1 + 2")])

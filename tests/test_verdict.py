@@ -14,28 +14,40 @@ from llamarch.patterns.student_teacher.rubric import DEFAULT_RUBRIC, fill
 def test_constrained_json_parses():
     text = json.dumps({"critique": "Off by one.", "score": 4, "improved_answer": "```python\nx = 1\n```"})
     v = parse_verdict(text)
-    assert (v.valid, v.score, v.critique, v.improved_answer, v.raw) == (True, 4, "Off by one.", "```python\nx = 1\n```", text)
+    assert (v.valid, v.score, v.critique, v.improved_answer, v.raw) == (
+        True,
+        4,
+        "Off by one.",
+        "```python\nx = 1\n```",
+        text,
+    )
 
 
-@pytest.mark.parametrize("text, score", [
-    ('Here is my verdict:\n```json\n{"critique": "ok", "score": 9, "improved_answer": "a"}\n```', 9),
-    ('Sure! {"critique": "fine", "score": "7/10", "improved_answer": "b"} Hope this helps.', 7),
-    ('{"critique": "raw\nnewline", "score": 8.0, "improved_answer": "def f():\n    pass"}', 8),
-    ('{"score": "10"}', 10),
-])
+@pytest.mark.parametrize(
+    "text, score",
+    [
+        ('Here is my verdict:\n```json\n{"critique": "ok", "score": 9, "improved_answer": "a"}\n```', 9),
+        ('Sure! {"critique": "fine", "score": "7/10", "improved_answer": "b"} Hope this helps.', 7),
+        ('{"critique": "raw\nnewline", "score": 8.0, "improved_answer": "def f():\n    pass"}', 8),
+        ('{"score": "10"}', 10),
+    ],
+)
 def test_lenient_forms(text, score):
     v = parse_verdict(text)
     assert v.valid and v.score == score
 
 
-@pytest.mark.parametrize("text", [
-    "The answer looks good, I'd give it 8 out of 10.",  # prose only: no score is made up
-    '{"critique": "x", "score": 11, "improved_answer": ""}',  # out of range
-    '{"critique": "x", "score": 0, "improved_answer": ""}',
-    '{"critique": "x", "score": true, "improved_answer": ""}',
-    '{"critique": "cut off at max_tok',
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The answer looks good, I'd give it 8 out of 10.",  # prose only: no score is made up
+        '{"critique": "x", "score": 11, "improved_answer": ""}',  # out of range
+        '{"critique": "x", "score": 0, "improved_answer": ""}',
+        '{"critique": "x", "score": true, "improved_answer": ""}',
+        '{"critique": "cut off at max_tok',
+        "",
+    ],
+)
 def test_invalid_verdicts_have_no_score(text):
     v = parse_verdict(text)
     assert not v.valid and v.score is None and v.error and v.raw == text
@@ -104,7 +116,7 @@ def test_a_reply_that_does_not_parse_is_asked_for_once_more_with_twice_the_token
     assert verdict.valid and verdict.score == 6 and verdict.attempts == 2
     (first, first_opts), (retry, retry_opts) = backend.calls
     assert first_opts.json_schema == VERDICT_SCHEMA and (first_opts.max_tokens, retry_opts.max_tokens) == (100, 200)
-    assert retry[:len(first)] == first and retry[-2] == {"role": "assistant", "content": '{"critique": "cut'}
+    assert retry[: len(first)] == first and retry[-2] == {"role": "assistant", "content": '{"critique": "cut'}
 
 
 def test_two_failures_give_an_invalid_verdict_not_a_made_up_score():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from llamarch.evals.checkers import FAILED, PASSED, UNKNOWN, Check, get_checker
-from llamarch.patterns.student_teacher.verified import drop_result_overlap, training_rows
 from llamarch.evals.vote import pick, vote
+from llamarch.patterns.student_teacher.verified import drop_result_overlap, training_rows
 from llamarch.sql.questions import Question
 
 
@@ -54,9 +54,11 @@ def test_pick_prefers_the_most_common_text_then_the_shortest():
 def test_corrected_keeps_the_students_own_verified_answer_and_the_student_prompt_only():
     questions = [Question("How many?", None, "q:1"), Question("Which?", None, "q:2"), Question("Who?", None, "q:3")]
     student = [[ran("a", "SELECT count(*) FROM t")], [ran("x", "SELECT wrong FROM t")], [broke()]]
-    teacher = [(vote([ran("a", "SELECT COUNT(*) FROM t")] * 2), [ran("a", "SELECT COUNT(*) FROM t")] * 2),
-               (vote([ran("b", "SELECT name FROM t")] * 3), [ran("b", "SELECT name FROM t")] * 3),
-               (vote([broke(), broke()]), [broke(), broke()])]
+    teacher = [
+        (vote([ran("a", "SELECT COUNT(*) FROM t")] * 2), [ran("a", "SELECT COUNT(*) FROM t")] * 2),
+        (vote([ran("b", "SELECT name FROM t")] * 3), [ran("b", "SELECT name FROM t")] * 3),
+        (vote([broke(), broke()]), [broke(), broke()]),
+    ]
     rows, counts = training_rows("corrected", questions, student, teacher, "t(id, name)")
     assert counts == {"rows": 2, "student_answers": 1, "teacher_answers": 1, "unverified": 1, "repaired": 0}
     assert rows[0]["messages"][-1]["content"] == "```sql\nSELECT count(*) FROM t\n```"  # the student's own words
@@ -70,7 +72,9 @@ def test_corrected_keeps_the_students_own_verified_answer_and_the_student_prompt
 def test_a_training_question_whose_verified_result_is_a_held_out_result_is_dropped():
     questions = [Question("a", None, ""), Question("b", None, "")]
     teacher = [(vote([ran("held")] * 2), [ran("held")] * 2), (vote([ran("new")] * 2), [ran("new")] * 2)]
-    kept, kept_teacher, kept_student, dropped = drop_result_overlap(questions, teacher, [[broke()], [broke()]], {"held"})
+    kept, kept_teacher, kept_student, dropped = drop_result_overlap(
+        questions, teacher, [[broke()], [broke()]], {"held"}
+    )
     assert dropped == 1 and [q.question for q in kept] == ["b"] and len(kept_teacher) == len(kept_student) == 1
 
 
@@ -109,8 +113,10 @@ def test_the_sql_checker_on_a_real_database(tmp_path):
 
     db = tmp_path / "t.sqlite"
     conn = sqlite3.connect(db)
-    conn.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);"
-                       "INSERT INTO t VALUES (1, 'a', 5), (2, 'b', 7), (3, 'c', 7);")
+    conn.executescript(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);"
+        "INSERT INTO t VALUES (1, 'a', 5), (2, 'b', 7), (3, 'c', 7);"
+    )
     conn.commit()
     conn.close()
     before = hashlib.sha256(db.read_bytes()).hexdigest()

@@ -65,7 +65,7 @@ def write_tiny_gguf(path: Path, arch: str = "llama", seed: int = 0) -> dict[str,
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
     hf: dict[str, np.ndarray] = {"model.embed_tokens.weight": rand(n_vocab, d["n_embd"], scale=1.0)}
-    hf["model.norm.weight"] = (1 + rand(d["n_embd"], scale=0.05))
+    hf["model.norm.weight"] = 1 + rand(d["n_embd"], scale=0.05)
     hf["lm_head.weight"] = rand(n_vocab, d["n_embd"])
     kv = d["n_head_kv"] * hd
     for i in range(d["n_layers"]):

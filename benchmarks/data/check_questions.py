@@ -33,7 +33,7 @@ def normalize_question(text: str) -> str:
 
 def result_key(rows: list[tuple]) -> tuple:
     """A result as a sorted multiset of rows, comparable across queries."""
-    return tuple(sorted((tuple(repr(v) for v in row) for row in rows)))
+    return tuple(sorted(tuple(repr(v) for v in row) for row in rows))
 
 
 def connect_ro(db: Path) -> sqlite3.Connection:

@@ -7,8 +7,22 @@ from typing import Any
 
 from ..errors import UnknownBackendError
 from .base import (
-    Backend, BatchPlanning, BatchStreaming, ChatPrefill, ChatTemplated, Chunk, ContinuesAssistant, GenerationOptions,
-    Message, ModelFile, ModelNamed, Prompt, PromptTokens, Response, Stats, collect,
+    Backend,
+    BatchPlanning,
+    BatchStreaming,
+    ChatPrefill,
+    ChatTemplated,
+    Chunk,
+    ContinuesAssistant,
+    GenerationOptions,
+    Message,
+    ModelFile,
+    ModelNamed,
+    Prompt,
+    PromptTokens,
+    Response,
+    Stats,
+    collect,
 )
 
 # name -> "module:Class"; every class has `open(model, **options)`.
@@ -41,7 +55,25 @@ def open_backend(name: str, model: Any, **options: Any) -> Backend:
 
 
 __all__ = [
-    "BACKENDS", "LOCAL", "REMOTE", "Backend", "BatchPlanning", "BatchStreaming", "ChatPrefill", "ChatTemplated", "Chunk",
-    "ContinuesAssistant", "GenerationOptions", "Message", "ModelFile", "ModelNamed", "Prompt", "PromptTokens", "Response",
-    "Stats", "backend_class", "collect", "open_backend",
+    "BACKENDS",
+    "LOCAL",
+    "REMOTE",
+    "Backend",
+    "BatchPlanning",
+    "BatchStreaming",
+    "ChatPrefill",
+    "ChatTemplated",
+    "Chunk",
+    "ContinuesAssistant",
+    "GenerationOptions",
+    "Message",
+    "ModelFile",
+    "ModelNamed",
+    "Prompt",
+    "PromptTokens",
+    "Response",
+    "Stats",
+    "backend_class",
+    "collect",
+    "open_backend",
 ]

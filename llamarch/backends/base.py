@@ -138,8 +138,9 @@ class Backend(Protocol):
 class BatchStreaming(Protocol):
     """Decodes several sequences at once: yields (prompt index, chunk)."""
 
-    def stream_batch(self, prompts: Sequence[Prompt], options: GenerationOptions,
-                     parallel: int | None = None) -> Iterator[tuple[int, Chunk]]: ...
+    def stream_batch(
+        self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None
+    ) -> Iterator[tuple[int, Chunk]]: ...
 
 
 @runtime_checkable

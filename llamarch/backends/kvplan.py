@@ -85,9 +85,11 @@ class Plan:
         return self.kv_bytes + self.work_bytes
 
     def summary(self) -> str:
-        return (f"{self.n_parallel} sequences x {self.n_ctx_seq} tokens: KV cache {_size(self.kv_bytes)}"
-                f" + buffers {_size(self.work_bytes)}"
-                + (f" of {_size(self.available_bytes)} available" if self.available_bytes else ""))
+        return (
+            f"{self.n_parallel} sequences x {self.n_ctx_seq} tokens: KV cache {_size(self.kv_bytes)}"
+            f" + buffers {_size(self.work_bytes)}"
+            + (f" of {_size(self.available_bytes)} available" if self.available_bytes else "")
+        )
 
 
 def _size(n: int | None) -> str:
@@ -168,11 +170,15 @@ def plan_parallel(
     kv, work = cost(n)
     notice = None
     if available is not None and not gpu and kv + work > available:
-        notice = (f"llamarch: even 1 sequence of {n_ctx_seq} tokens needs {_size(kv + work)} "
-                  f"and {_size(available)} is free: the run may fail (lower --n-ctx)")
+        notice = (
+            f"llamarch: even 1 sequence of {n_ctx_seq} tokens needs {_size(kv + work)} "
+            f"and {_size(available)} is free: the run may fail (lower --n-ctx)"
+        )
     elif n < want:
-        notice = (f"llamarch: parallel lowered from {want} to {n}: the KV cache for {want} x {n_ctx_seq} tokens "
-                  f"needs {_size(cost(want)[0])} and {_size(available)} is free (lower --n-ctx or --max-tokens for more)")
+        notice = (
+            f"llamarch: parallel lowered from {want} to {n}: the KV cache for {want} x {n_ctx_seq} tokens "
+            f"needs {_size(cost(want)[0])} and {_size(available)} is free (lower --n-ctx or --max-tokens for more)"
+        )
     if notice:
         (notify or _print_notice)(notice)
     return Plan(n, n_ctx_seq, kv, work, available, requested, notice)

@@ -41,8 +41,10 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
-AMX_REBUILD = ('CMAKE_ARGS="-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8" '
-               "pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python=={version}")
+AMX_REBUILD = (
+    'CMAKE_ARGS="-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8" '
+    "pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python=={version}"
+)
 
 
 def amx_kernels_would_run(system_info: str, flags: frozenset[str]) -> bool:
@@ -64,7 +66,8 @@ def _refuse_amx_kernels(llama_cpp: Any) -> None:
         raise BackendError(
             "llama-cpp-python was built with llama.cpp's AMX kernels, which can crash on this CPU "
             f"(llama.cpp issue 20824): rebuild it without them with `{rebuild}`, "
-            "or set LLAMARCH_ALLOW_AMX=1 to try it as is")
+            "or set LLAMARCH_ALLOW_AMX=1 to try it as is"
+        )
 
 
 def _route_native_log(llama_cpp: Any) -> None:
@@ -235,12 +238,16 @@ class LlamaCppBackend:
         messages = list(messages)
         prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else None
         if self._formatter is None:
-            return render_transcript(messages[:-1]) + " " + prefill if prefill is not None else render_transcript(messages)
+            return (
+                render_transcript(messages[:-1]) + " " + prefill if prefill is not None else render_transcript(messages)
+            )
         try:
             if prefill is None:
                 return self._formatter(messages=messages).prompt
             # Render the partial reply as a whole turn and cut it where its text ends.
-            text = self._formatter(messages=[*messages[:-1], {"role": "assistant", "content": prefill + PREFILL_MARK}]).prompt
+            text = self._formatter(
+                messages=[*messages[:-1], {"role": "assistant", "content": prefill + PREFILL_MARK}]
+            ).prompt
         except Exception as e:  # jinja errors: a template that rejects the conversation
             raise BackendError(f"the chat template of {self.model_path.name} rejected the messages: {e}") from None
         if PREFILL_MARK not in text:
@@ -400,8 +407,9 @@ class LlamaCppBackend:
     def on_gpu(self) -> bool:
         return bool(self._llama_cpp.llama_supports_gpu_offload()) and self.n_gpu_layers != 0
 
-    def stream_batch(self, prompts: Sequence[Prompt], options: GenerationOptions,
-                     parallel: int | None = None) -> Iterator[tuple[int, Chunk]]:
+    def stream_batch(
+        self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None
+    ) -> Iterator[tuple[int, Chunk]]:
         """Replies to many prompts, up to `parallel` decoded together (default: planned)."""
         from .llamacpp_batch import stream_batch
 

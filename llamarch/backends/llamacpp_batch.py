@@ -125,8 +125,11 @@ class BatchEngine:
         self.mem = lc.llama_get_memory(self.ctx)
         self.n_ctx_seq = lc.llama_n_ctx(self.ctx) if unified else lc.llama_n_ctx_seq(self.ctx)
         # Partial cache removal (prefix reuse, rejected drafts) needs a plain attention cache.
-        self.can_trim = not (lc.llama_model_is_recurrent(self.model) or lc.llama_model_is_hybrid(self.model)
-                             or lc.llama_model_n_swa(self.model) > 0)
+        self.can_trim = not (
+            lc.llama_model_is_recurrent(self.model)
+            or lc.llama_model_is_hybrid(self.model)
+            or lc.llama_model_n_swa(self.model) > 0
+        )
         self._batch = lc.llama_batch_init(n_batch, 0, 1)
         self._slots = [_Slot(i) for i in range(n_parallel)]
         self._running = False
@@ -137,8 +140,15 @@ class BatchEngine:
     def fits(self, n_parallel: int, n_ctx_seq: int) -> bool:
         return self.ctx is not None and n_parallel <= self.n_parallel and n_ctx_seq <= self.n_ctx_seq
 
-    def run(self, requests: Sequence[Request], options: GenerationOptions, *, parallel: int | None = None,
-            drafter: Any = None, n_draft: int = 0) -> Iterator[tuple[int, Chunk]]:
+    def run(
+        self,
+        requests: Sequence[Request],
+        options: GenerationOptions,
+        *,
+        parallel: int | None = None,
+        drafter: Any = None,
+        n_draft: int = 0,
+    ) -> Iterator[tuple[int, Chunk]]:
         """Yield (index, chunk) for every request; each index's last chunk carries Stats.
 
         Sequences stop at an end-of-generation token, a stop string, their token limit or
@@ -180,7 +190,9 @@ class BatchEngine:
                     plan = self._fill(slots)
                     rc = self._lc.llama_decode(self.ctx, self._batch)
                     if rc != 0:
-                        raise BackendError(f"llama.cpp failed to decode a batch (code {rc}): lower --parallel or --n-ctx")
+                        raise BackendError(
+                            f"llama.cpp failed to decode a batch (code {rc}): lower --parallel or --n-ctx"
+                        )
                     steps += 1
                     decoded += self._batch.n_tokens
                     for slot, n_added, first_out in plan:
@@ -204,8 +216,14 @@ class BatchEngine:
                     slot.job = None
             if not consistent:  # stopped between a decode and its bookkeeping: forget the caches
                 self._reset(slots)
-            self.last_run = {"steps": steps, "decoded_tokens": decoded, "drafted": self._drafted,
-                             "accepted": self._accepted, "moved": self._moved, "wall_s": time.perf_counter() - t0}
+            self.last_run = {
+                "steps": steps,
+                "decoded_tokens": decoded,
+                "drafted": self._drafted,
+                "accepted": self._accepted,
+                "moved": self._moved,
+                "wall_s": time.perf_counter() - t0,
+            }
         if interrupted:
             raise KeyboardInterrupt
 
@@ -221,8 +239,9 @@ class BatchEngine:
 
     # --- steps --------------------------------------------------------------------------
 
-    def _admit(self, slot: _Slot, index: int, requests: Sequence[Request], options: GenerationOptions,
-               seed: int, grammar: Any) -> None:
+    def _admit(
+        self, slot: _Slot, index: int, requests: Sequence[Request], options: GenerationOptions, seed: int, grammar: Any
+    ) -> None:
         """Give request `index` to the free `slot`, keeping the cached prefix it shares."""
         request = requests[index]
         tokens = request.tokens
@@ -260,7 +279,7 @@ class BatchEngine:
             del source.cached[have:]
         b = self._batch
         for start in range(have, shared, self.n_batch):
-            chunk = prefix[start:start + self.n_batch]
+            chunk = prefix[start : start + self.n_batch]
             for j, token in enumerate(chunk):
                 b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = token, start + j, 1, False
                 b.seq_id[j][0] = source.seq_id
@@ -454,12 +473,20 @@ def prepare_requests(backend: Any, prompts: Sequence[Any], options: GenerationOp
     return requests
 
 
-def plan_for(backend: Any, requests: Sequence[Request], parallel: int | None, n_draft: int = 0,
-             notify: Any = None) -> Plan:
+def plan_for(
+    backend: Any, requests: Sequence[Request], parallel: int | None, n_draft: int = 0, notify: Any = None
+) -> Plan:
     """The plan for these requests on this backend: per-sequence cache sized to the longest need."""
     need = max(len(r.tokens) + r.limit for r in requests) + n_draft + 1
-    return plan_parallel(backend.shape, min(need, backend.n_ctx + n_draft + 1), parallel, n_prompts=len(requests),
-                         n_outputs=1 + n_draft, gpu=backend.on_gpu, notify=notify)
+    return plan_parallel(
+        backend.shape,
+        min(need, backend.n_ctx + n_draft + 1),
+        parallel,
+        n_prompts=len(requests),
+        n_outputs=1 + n_draft,
+        gpu=backend.on_gpu,
+        notify=notify,
+    )
 
 
 def engine_for(backend: Any, plan: Plan) -> BatchEngine:
@@ -478,13 +505,16 @@ def engine_for(backend: Any, plan: Plan) -> BatchEngine:
         except BackendError:
             if n == 1:
                 raise
-            print(f"llamarch: llama.cpp could not allocate {n} sequences x {plan.n_ctx_seq} tokens; "
-                  f"trying {n // 2}", file=sys.stderr)
+            print(
+                f"llamarch: llama.cpp could not allocate {n} sequences x {plan.n_ctx_seq} tokens; trying {n // 2}",
+                file=sys.stderr,
+            )
             n //= 2
 
 
-def stream_batch(backend: Any, prompts: Sequence[Any], options: GenerationOptions,
-                 parallel: int | None = None) -> Iterator[tuple[int, Chunk]]:
+def stream_batch(
+    backend: Any, prompts: Sequence[Any], options: GenerationOptions, parallel: int | None = None
+) -> Iterator[tuple[int, Chunk]]:
     """`LlamaCppBackend.stream_batch`: plan, then run the prompts through the batch engine."""
     if not prompts:
         return
@@ -497,5 +527,6 @@ def stream_batch(backend: Any, prompts: Sequence[Any], options: GenerationOption
     engine = engine_for(backend, plan)
     drafter = spec.drafter(engine.n_parallel, engine.n_ctx_seq) if spec is not None else None
     backend.last_plan = plan
-    yield from engine.run(requests, options, parallel=min(plan.n_parallel, engine.n_parallel),
-                          drafter=drafter, n_draft=n_draft)
+    yield from engine.run(
+        requests, options, parallel=min(plan.n_parallel, engine.n_parallel), drafter=drafter, n_draft=n_draft
+    )

@@ -62,8 +62,7 @@ class SequenceSampler:
             dtype = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
             self._ids = np.arange(n_vocab, dtype=np.int32)
             self._data = np.zeros(n_vocab, dtype=dtype)
-            self._all = lc.llama_token_data_array(
-                self._data.ctypes.data_as(lc.llama_token_data_p), n_vocab, -1, False)
+            self._all = lc.llama_token_data_array(self._data.ctypes.data_as(lc.llama_token_data_p), n_vocab, -1, False)
             self._one = (lc.llama_token_data * 1)()
             self._one_arr = lc.llama_token_data_array(self._one, 1, -1, False)
 

@@ -120,7 +120,9 @@ class MLXBackend:
             return render_transcript(messages)
         kwargs = {"chat_template": self._template} if self._template else {}
         try:
-            return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False, **kwargs)
+            return self.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, tokenize=False, **kwargs
+            )
         except Exception as e:  # jinja errors: a template that rejects the conversation
             raise BackendError(f"the chat template of {self.model_name} rejected the messages: {e}") from None
 
@@ -138,8 +140,10 @@ class MLXBackend:
         if options.json_schema is not None:
             raise BackendError("JSON-schema constrained output is not available on the mlx backend: use llamacpp")
         sampler = make_sampler(
-            temp=options.temperature, top_p=options.top_p if options.top_p < 1 else 0.0,
-            min_p=options.min_p, top_k=options.top_k,
+            temp=options.temperature,
+            top_p=options.top_p if options.top_p < 1 else 0.0,
+            min_p=options.min_p,
+            top_k=options.top_k,
         )
         penalty = options.repeat_penalty if options.repeat_penalty != 1.0 else None
         return sampler, make_logits_processors(repetition_penalty=penalty)
@@ -243,8 +247,12 @@ class MLXBackend:
         cached = self._reuse_cache(tokens)
         t_start = time.perf_counter()
         steps = generate_step(
-            self.mx.array(tokens[cached:]), self.model, max_tokens=reply.limit, sampler=sampler,
-            logits_processors=processors, prompt_cache=self._cache,
+            self.mx.array(tokens[cached:]),
+            self.model,
+            max_tokens=reply.limit,
+            sampler=sampler,
+            logits_processors=processors,
+            prompt_cache=self._cache,
         )
         fed = list(tokens)
         try:
@@ -272,7 +280,9 @@ class MLXBackend:
 
     # --- several replies at once ------------------------------------------------------------
 
-    def stream_batch(self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None) -> Iterator[tuple[int, Chunk]]:
+    def stream_batch(
+        self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None
+    ) -> Iterator[tuple[int, Chunk]]:
         """Replies to several prompts decoded together (mlx-lm's BatchGenerator).
 
         Yields (index, chunk); each index's last chunk carries its stats.
@@ -288,9 +298,13 @@ class MLXBackend:
         self.mx.random.seed(options.seed if options.seed is not None else random.randint(0, 2**31 - 1))
         width = max(1, parallel or min(len(prompts), 8))
         gen = BatchGenerator(
-            self.model, max_tokens=max(r.limit for r in replies) + 1,
-            stop_tokens=[[t] for t in self.eos_ids], sampler=sampler, logits_processors=processors,
-            completion_batch_size=width, prefill_batch_size=min(width, 8),
+            self.model,
+            max_tokens=max(r.limit for r in replies) + 1,
+            stop_tokens=[[t] for t in self.eos_ids],
+            sampler=sampler,
+            logits_processors=processors,
+            completion_batch_size=width,
+            prefill_batch_size=min(width, 8),
         )
         t_start = time.perf_counter()
         try:

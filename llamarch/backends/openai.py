@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import BackendError, ContextOverflowError, LlamarchError
-from ..httpclient import HTTPStatusError, HttpClient, Reply, RequestCancelled, RetryPolicy, StreamCutError, iter_sse
+from ..httpclient import HttpClient, HTTPStatusError, Reply, RequestCancelled, RetryPolicy, StreamCutError, iter_sse
 from .base import Chunk, GenerationOptions, Prompt, Stats, sequence_seed
 from .textstream import StopMatcher
 
@@ -51,7 +51,9 @@ class RemoteContextOverflowError(ContextOverflowError):
 # What servers say when a request does not fit their context window.
 _OVERFLOW_PATTERNS = (
     # vLLM, llama-cpp-python: "maximum context length is M tokens. However, you requested T tokens (P in the messages, ..."
-    re.compile(r"maximum context length is (?P<ctx>\d+) tokens.*?requested (?P<req>\d+) tokens \((?P<prompt>\d+) in (?:the|your)"),
+    re.compile(
+        r"maximum context length is (?P<ctx>\d+) tokens.*?requested (?P<req>\d+) tokens \((?P<prompt>\d+) in (?:the|your)"
+    ),
     re.compile(r"maximum context length is (?P<ctx>\d+) tokens.*?(?P<prompt>\d+) input tokens"),
     # llama-server: "request (P tokens) exceeds the available context size (M tokens)"
     re.compile(r"\((?P<prompt>\d+) tokens\) exceeds the available context size \((?P<ctx>\d+) tokens\)"),
@@ -62,11 +64,11 @@ _OVERFLOW_PATTERNS = (
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """`openai:MODEL@URL` -> (MODEL, URL); `openai:MODEL` -> (MODEL, None)."""
-    rest = spec[len(SPEC_PREFIX):] if spec.startswith(SPEC_PREFIX) else spec
+    rest = spec[len(SPEC_PREFIX) :] if spec.startswith(SPEC_PREFIX) else spec
     for marker in ("@http://", "@https://"):
         at = rest.find(marker)
         if at >= 0:
-            return rest[:at], rest[at + 1:]
+            return rest[:at], rest[at + 1 :]
     return rest, None
 
 
@@ -117,9 +119,14 @@ class OpenAIBackend:
         probe: bool = True,
     ):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = HttpClient(normalize_base_url(base_url), headers=headers, timeout=float(timeout),
-                               connect_timeout=float(connect_timeout), retry=RetryPolicy(retries=int(retries)),
-                               secrets=[api_key] if api_key else [])
+        self.http = HttpClient(
+            normalize_base_url(base_url),
+            headers=headers,
+            timeout=float(timeout),
+            connect_timeout=float(connect_timeout),
+            retry=RetryPolicy(retries=int(retries)),
+            secrets=[api_key] if api_key else [],
+        )
         self.base_url = self.http.base_url
         self.has_key = bool(api_key)
         self.model_name = model
@@ -140,7 +147,15 @@ class OpenAIBackend:
         """`openai:MODEL@URL`, a catalog id whose entry has `backend = "openai"`, or a server model name."""
         if options.pop("lora_path", None):
             raise BackendError("--lora applies to local models: a remote server loads its own adapters")
-        for local_only in ("n_threads", "n_gpu_layers", "n_batch", "chat_template", "use_chat_template", "seed", "verbose"):
+        for local_only in (
+            "n_threads",
+            "n_gpu_layers",
+            "n_batch",
+            "chat_template",
+            "use_chat_template",
+            "seed",
+            "verbose",
+        ):
             options.pop(local_only, None)
         spec = os.fspath(model) if model is not None else ""
         name, url = parse_spec(spec)
@@ -162,8 +177,11 @@ class OpenAIBackend:
                 "no server URL for the openai backend: use -m openai:MODEL@http://HOST:PORT/v1 "
                 "or set LLAMARCH_OPENAI_BASE_URL"
             )
-        key = _first(options.pop("api_key", None), os.environ.get(key_env) if key_env else None,
-                     *(os.environ.get(e) for e in API_KEY_ENVS))
+        key = _first(
+            options.pop("api_key", None),
+            os.environ.get(key_env) if key_env else None,
+            *(os.environ.get(e) for e in API_KEY_ENVS),
+        )
         return cls(name, url, api_key=key, **options)
 
     # --- server discovery -------------------------------------------------------------
@@ -197,11 +215,15 @@ class OpenAIBackend:
     def _status_error(self, e: HTTPStatusError) -> LlamarchError:
         if e.status in (401, 403):
             why = "the API key was not accepted" if self.has_key else "it needs an API key"
-            return BackendError(f"{e.url} refused the request ({e.status}): {why}: set LLAMARCH_OPENAI_API_KEY or pass --api-key")
+            return BackendError(
+                f"{e.url} refused the request ({e.status}): {why}: set LLAMARCH_OPENAI_API_KEY or pass --api-key"
+            )
         if e.status == 404:
             served = f"; it serves {', '.join(self.served_models)}" if self.served_models else ""
-            return BackendError(f"{e.url} answered 404 ({e.detail}): check the model name {self.model_name!r} "
-                                f"and that the URL is the API root (usually ending in /v1){served}")
+            return BackendError(
+                f"{e.url} answered 404 ({e.detail}): check the model name {self.model_name!r} "
+                f"and that the URL is the API root (usually ending in /v1){served}"
+            )
         if e.status in (400, 413, 422):
             overflow = context_overflow(e.url, e.detail)
             if overflow is not None:
@@ -237,8 +259,10 @@ class OpenAIBackend:
         if options.json_schema is not None:
             schema = options.json_schema
             if self._schema_style == "json_schema":
-                body["response_format"] = {"type": "json_schema",
-                                           "json_schema": {"name": "response", "schema": schema, "strict": True}}
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "response", "schema": schema, "strict": True},
+                }
                 if not chat:
                     body["json_schema"] = schema  # llama-server's field for /completions
             else:
@@ -250,8 +274,11 @@ class OpenAIBackend:
         if e.status not in (400, 422, 500):  # llama-cpp-python answers its validation errors with 500
             return False
         detail = e.detail.lower()
-        if "response_format" in body and self._schema_style == "json_schema" and (
-                "response_format" in detail or "json_schema" in detail):
+        if (
+            "response_format" in body
+            and self._schema_style == "json_schema"
+            and ("response_format" in detail or "json_schema" in detail)
+        ):
             self._schema_style = "json_object"
             return True
         if self._send_extras and (any(p in detail for p in EXTRA_PARAMS) or "unrecognized request argument" in detail):
@@ -283,8 +310,9 @@ class OpenAIBackend:
         with reply:
             yield from _SSEReply(reply, options, t_call, chat=not isinstance(prompt, str)).chunks()
 
-    def stream_batch(self, prompts: Sequence[Prompt], options: GenerationOptions,
-                     parallel: int | None = None) -> Iterator[tuple[int, Chunk]]:
+    def stream_batch(
+        self, prompts: Sequence[Prompt], options: GenerationOptions, parallel: int | None = None
+    ) -> Iterator[tuple[int, Chunk]]:
         """Replies to many prompts with `parallel` requests in flight (a server batches them).
 
         Yields (index, chunk); each index's last chunk carries its stats. The first failure
@@ -298,8 +326,18 @@ class OpenAIBackend:
     def _token_call(self, kind: str, value: Any, special: bool = False) -> Any:
         routes = {
             "tokenize": [
-                ("/tokenize", {"content": value, "prompt": value, "model": self.model_name, "add_special": False,
-                               "add_special_tokens": False, "parse_special": special}, ("tokens",)),
+                (
+                    "/tokenize",
+                    {
+                        "content": value,
+                        "prompt": value,
+                        "model": self.model_name,
+                        "add_special": False,
+                        "add_special_tokens": False,
+                        "parse_special": special,
+                    },
+                    ("tokens",),
+                ),
                 ("/extras/tokenize", {"input": value, "model": self.model_name}, ("tokens",)),
             ],
             "detokenize": [
@@ -321,8 +359,10 @@ class OpenAIBackend:
                 raise BackendError(f"malformed response from {self.http.url(path, root=True)}: no {keys[0]!r}")
             self._token_route = i
             return found
-        raise BackendError(f"{self.http.origin} has no /tokenize endpoint: token-level work needs a local model "
-                           "or a llama.cpp or vLLM server")
+        raise BackendError(
+            f"{self.http.origin} has no /tokenize endpoint: token-level work needs a local model "
+            "or a llama.cpp or vLLM server"
+        )
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         tokens = self._token_call("tokenize", text, special)
@@ -362,7 +402,9 @@ class _SSEReply:
         try:
             event = json.loads(data)
         except ValueError:
-            raise BackendError(f"malformed response from {self.reply.url}: an event is not JSON ({data[:80]!r})") from None
+            raise BackendError(
+                f"malformed response from {self.reply.url}: an event is not JSON ({data[:80]!r})"
+            ) from None
         if not isinstance(event, dict):
             raise BackendError(f"malformed response from {self.reply.url}: an event is not a JSON object")
         if "error" in event:
@@ -411,19 +453,27 @@ class _SSEReply:
                     self.finish = "cancelled"
                     break
         except StreamCutError as e:
-            raise StreamCutError(f"{e}: the reply was cut off after {self.chars} characters and is incomplete") from None
+            raise StreamCutError(
+                f"{e}: the reply was cut off after {self.chars} characters and is incomplete"
+            ) from None
         if self.finish is None:
             if not done and not self.events:
-                raise StreamCutError(f"{self.reply.url} closed the stream without sending anything: the server "
-                                     "failed on this request (its log says why; a prompt longer than its context?)")
+                raise StreamCutError(
+                    f"{self.reply.url} closed the stream without sending anything: the server "
+                    "failed on this request (its log says why; a prompt longer than its context?)"
+                )
             if not done:
-                raise StreamCutError(f"the stream from {self.reply.url} ended before the reply finished "
-                                     f"(after {self.chars} characters): the partial reply is incomplete")
+                raise StreamCutError(
+                    f"the stream from {self.reply.url} ended before the reply finished "
+                    f"(after {self.chars} characters): the partial reply is incomplete"
+                )
             # [DONE] with no finish reason: the server dropped the reply (llama-cpp-python's
             # server does so when a newer request interrupts it).
-            raise StreamCutError(f"{self.reply.url} ended the stream without finishing the reply (after {self.chars} "
-                                 "characters): the partial reply is incomplete (a llama-cpp-python server "
-                                 "interrupts replies for newer requests unless started with --interrupt_requests False)")
+            raise StreamCutError(
+                f"{self.reply.url} ended the stream without finishing the reply (after {self.chars} "
+                "characters): the partial reply is incomplete (a llama-cpp-python server "
+                "interrupts replies for newer requests unless started with --interrupt_requests False)"
+            )
         yield Chunk(self.stops.flush(), stats=self.stats())
 
     def stats(self) -> Stats:
@@ -434,8 +484,9 @@ class _SSEReply:
         completion = int(usage.get("completion_tokens") or self.pieces)
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         details = usage.get("prompt_tokens_details") or {}
-        cached = int(_first(details.get("cached_tokens") if isinstance(details, dict) else None,
-                            self.timings.get("cache_n"), 0))
+        cached = int(
+            _first(details.get("cached_tokens") if isinstance(details, dict) else None, self.timings.get("cache_n"), 0)
+        )
         ttft = t_first - self.t_call
         prompt_tps = float(self.timings.get("prompt_per_second") or (prompt_tokens / ttft if ttft > 0 else 0.0))
         decode_tps = (completion - 1) / (t_last - t_first) if completion > 1 and t_last > t_first else 0.0
@@ -454,8 +505,9 @@ class _SSEReply:
 _END = object()
 
 
-def _parallel_stream(backend: OpenAIBackend, prompts: list[Prompt], options: GenerationOptions,
-                     parallel: int) -> Iterator[tuple[int, Chunk]]:
+def _parallel_stream(
+    backend: OpenAIBackend, prompts: list[Prompt], options: GenerationOptions, parallel: int
+) -> Iterator[tuple[int, Chunk]]:
     """Run `parallel` streams at once on threads, passing their chunks through one queue."""
     halt = threading.Event()  # the cancel event of every request: set to stop them all
     failed = threading.Event()  # no new requests after a failure
@@ -471,8 +523,11 @@ def _parallel_stream(backend: OpenAIBackend, prompts: list[Prompt], options: Gen
                 i = next(todo, None)
             if i is None:
                 break
-            seeded = worker_options if options.seed is None else \
-                dataclasses.replace(worker_options, seed=sequence_seed(options.seed, i))
+            seeded = (
+                worker_options
+                if options.seed is None
+                else dataclasses.replace(worker_options, seed=sequence_seed(options.seed, i))
+            )
             try:
                 for chunk in backend.stream(prompts[i], seeded):
                     out.put((i, chunk))
@@ -483,8 +538,10 @@ def _parallel_stream(backend: OpenAIBackend, prompts: list[Prompt], options: Gen
                 break
         out.put((-1, _END))
 
-    workers = [threading.Thread(target=work, name=f"llamarch-openai-{n}", daemon=True)
-               for n in range(min(parallel, len(prompts)))]
+    workers = [
+        threading.Thread(target=work, name=f"llamarch-openai-{n}", daemon=True)
+        for n in range(min(parallel, len(prompts)))
+    ]
     for w in workers:
         w.start()
     running = len(workers)

@@ -39,7 +39,7 @@ class PromptLookup:
         data = array.array("i", history).tobytes()
         width = array.array("i").itemsize
         for size in range(min(self.max_ngram, len(history) - 1), self.min_ngram - 1, -1):
-            needle = data[-size * width:]
+            needle = data[-size * width :]
             end = len(data) - width  # a match must end before the last token
             while True:
                 at = data.rfind(needle, 0, end)
@@ -47,7 +47,7 @@ class PromptLookup:
                     break
                 if at % width == 0:
                     start = at // width + size
-                    return list(history[start:start + n])
+                    return list(history[start : start + n])
                 end = at + len(needle) - 1
         return []
 
@@ -96,7 +96,7 @@ class DraftModel:
         """Decode `tokens` of one sequence from position `pos`, logits for the last one."""
         b = self._batch
         for start in range(0, len(tokens), 512):
-            part = tokens[start:start + 512]
+            part = tokens[start : start + 512]
             for j, tok in enumerate(part):
                 b.token[j] = tok
                 b.pos[j] = pos + start + j
@@ -165,8 +165,14 @@ def check_same_vocab(target: Any, draft: Any) -> None:
 class Speculative:
     """Speculative decoding settings of a backend: prompt lookup and/or a draft model."""
 
-    def __init__(self, target: Any, draft_model: Any = None, prompt_lookup: bool = False,
-                 n_draft: int | None = None, n_gpu_layers: int | None = None):
+    def __init__(
+        self,
+        target: Any,
+        draft_model: Any = None,
+        prompt_lookup: bool = False,
+        n_draft: int | None = None,
+        n_gpu_layers: int | None = None,
+    ):
         self.lookup = PromptLookup() if prompt_lookup else None
         self.draft_backend = None
         self._owned = False
@@ -174,8 +180,12 @@ class Speculative:
         if draft_model is not None:
             draft = getattr(draft_model, "backend", draft_model)  # an LLM, a backend, or a spec
             if isinstance(draft, (str, os.PathLike)):
-                draft = type(target).open(os.fspath(draft), n_ctx=min(target.n_ctx, 2048),
-                                          n_threads=target.n_threads, n_gpu_layers=n_gpu_layers)
+                draft = type(target).open(
+                    os.fspath(draft),
+                    n_ctx=min(target.n_ctx, 2048),
+                    n_threads=target.n_threads,
+                    n_gpu_layers=n_gpu_layers,
+                )
                 self._owned = True
             if getattr(draft, "name", None) != "llamacpp":
                 raise BackendError("a draft model must run on llama.cpp too (a .gguf file or catalog id)")

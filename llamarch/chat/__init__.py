@@ -4,6 +4,11 @@ from .conversations import ConversationInfo, Conversations, StoredMessage, Unkno
 from .session import ChatContextError, ChatSession, Turn
 
 __all__ = [
-    "ChatContextError", "ChatSession", "ConversationInfo", "Conversations", "StoredMessage", "Turn",
+    "ChatContextError",
+    "ChatSession",
+    "ConversationInfo",
+    "Conversations",
+    "StoredMessage",
+    "Turn",
     "UnknownConversationError",
 ]

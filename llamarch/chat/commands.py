@@ -12,7 +12,9 @@ from .session import ChatSession
 class UnknownCommandError(LlamarchError):
     def __init__(self, name: str):
         names = ", ".join(f"/{c.name}" for c in COMMANDS)
-        super().__init__(f"unknown command /{name}: the commands are {names} (start a message with // to send it as is)")
+        super().__init__(
+            f"unknown command /{name}: the commands are {names} (start a message with // to send it as is)"
+        )
 
 
 @dataclass(frozen=True)

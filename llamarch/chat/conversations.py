@@ -28,8 +28,13 @@ class StoredMessage:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "role": self.role, "content": self.content, "cancelled": self.cancelled, "model": self.model,
-            "options": self.options, "stats": self.stats, "created": self.created,
+            "role": self.role,
+            "content": self.content,
+            "cancelled": self.cancelled,
+            "model": self.model,
+            "options": self.options,
+            "stats": self.stats,
+            "created": self.created,
         }
 
 
@@ -48,9 +53,16 @@ class ConversationInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "model": self.model, "backend": self.backend, "system": self.system,
-            "options": self.options, "created": self.created, "updated": self.updated,
-            "n_messages": self.n_messages, "preview": self.preview, "names": self.names,
+            "id": self.id,
+            "model": self.model,
+            "backend": self.backend,
+            "system": self.system,
+            "options": self.options,
+            "created": self.created,
+            "updated": self.updated,
+            "n_messages": self.n_messages,
+            "preview": self.preview,
+            "names": self.names,
         }
 
 
@@ -66,9 +78,15 @@ _INFO_SQL = """
 
 def _info(row: Any) -> ConversationInfo:
     return ConversationInfo(
-        id=row["id"], model=row["model"], backend=row["backend"], system=row["system"],
-        options=json.loads(row["options"] or "{}"), created=row["created"], updated=row["updated"],
-        n_messages=row["n_messages"], preview=row["preview"] or "",
+        id=row["id"],
+        model=row["model"],
+        backend=row["backend"],
+        system=row["system"],
+        options=json.loads(row["options"] or "{}"),
+        created=row["created"],
+        updated=row["updated"],
+        n_messages=row["n_messages"],
+        preview=row["preview"] or "",
         names=sorted(row["names"].split(",")) if row["names"] else [],
     )
 
@@ -103,8 +121,10 @@ class Conversations:
         values = {k: json.dumps(v) if k == "options" else v for k, v in fields.items()}
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self.store.guard():
-            self.db.execute(f"UPDATE conversations SET {assignments}, updated = ? WHERE id = ?",
-                            (*values.values(), time.time(), cid))
+            self.db.execute(
+                f"UPDATE conversations SET {assignments}, updated = ? WHERE id = ?",
+                (*values.values(), time.time(), cid),
+            )
 
     def append(self, cid: int, messages: list[StoredMessage]) -> None:
         """Add messages (a whole turn) in one transaction: all are stored or none."""
@@ -116,7 +136,17 @@ class Conversations:
                 db.execute(
                     "INSERT INTO messages (conversation_id, seq, role, content, model, options, stats, cancelled, created)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (cid, seq, m.role, m.content, m.model, _json(m.options), _json(m.stats), int(m.cancelled), m.created),
+                    (
+                        cid,
+                        seq,
+                        m.role,
+                        m.content,
+                        m.model,
+                        _json(m.options),
+                        _json(m.stats),
+                        int(m.cancelled),
+                        m.created,
+                    ),
                 )
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), cid))
 
@@ -137,7 +167,9 @@ class Conversations:
     def find(self, ref: str | int) -> ConversationInfo:
         """A conversation by saved name or by id."""
         with self.store.guard():
-            row = self.db.execute("SELECT conversation_id FROM saved_conversations WHERE name = ?", (str(ref),)).fetchone()
+            row = self.db.execute(
+                "SELECT conversation_id FROM saved_conversations WHERE name = ?", (str(ref),)
+            ).fetchone()
         if row is not None:
             return self.get(row[0])
         if str(ref).isdigit():
@@ -166,9 +198,13 @@ class Conversations:
             ).fetchall()
         return [
             StoredMessage(
-                role=r["role"], content=r["content"], cancelled=bool(r["cancelled"]), model=r["model"],
+                role=r["role"],
+                content=r["content"],
+                cancelled=bool(r["cancelled"]),
+                model=r["model"],
                 options=json.loads(r["options"]) if r["options"] else None,
-                stats=json.loads(r["stats"]) if r["stats"] else None, created=r["created"],
+                stats=json.loads(r["stats"]) if r["stats"] else None,
+                created=r["created"],
             )
             for r in rows
         ]

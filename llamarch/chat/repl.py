@@ -97,7 +97,7 @@ class LineReader:
         line = self._line(PROMPT)
         if line is None or not self.interactive or not line.lstrip().startswith(FENCE):
             return line
-        body = line.lstrip()[len(FENCE):]
+        body = line.lstrip()[len(FENCE) :]
         if body.rstrip().endswith(FENCE) and body.strip() != "":
             return body.rstrip()[: -len(FENCE)]
         lines = [body] if body else []
@@ -110,8 +110,16 @@ class LineReader:
 
 
 class Repl:
-    def __init__(self, session: ChatSession, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
-                 stderr: TextIO | None = None, markdown: bool = True, history_file: Path | None = None):
+    def __init__(
+        self,
+        session: ChatSession,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        markdown: bool = True,
+        history_file: Path | None = None,
+    ):
         self.session = session
         self.stdin = stdin or sys.stdin
         self.out = stdout or sys.stdout

@@ -74,9 +74,16 @@ class ChatSession:
     is what reopens the model later (`--continue`): a catalog id, a path, an `openai:` spec.
     """
 
-    def __init__(self, llm: Any, conversations: Conversations | None = None, *, system: str | None = None,
-                 options: dict[str, Any] | None = None, model_spec: str | None = None,
-                 notice: Notice | None = None):
+    def __init__(
+        self,
+        llm: Any,
+        conversations: Conversations | None = None,
+        *,
+        system: str | None = None,
+        options: dict[str, Any] | None = None,
+        model_spec: str | None = None,
+        notice: Notice | None = None,
+    ):
         self.llm = llm
         self.conversations = conversations
         self.system = system or None
@@ -136,7 +143,7 @@ class ChatSession:
     def context(self, start: int | None = None) -> list[Message]:
         """The messages the model sees: the system prompt, then the kept part of the history."""
         head: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
-        kept = self.history[self.context_start if start is None else start:]
+        kept = self.history[self.context_start if start is None else start :]
         return head + [{"role": m.role, "content": m.content} for m in kept]
 
     # --- a turn -----------------------------------------------------------------------------
@@ -166,7 +173,9 @@ class ChatSession:
             raise
         except Exception:
             if parts:  # an engine that failed mid-reply: keep what arrived
-                self._finish(text, sent, "".join(parts), _stats_without_engine(t_call, t_first, len(parts)), cancelled=True)
+                self._finish(
+                    text, sent, "".join(parts), _stats_without_engine(t_call, t_first, len(parts)), cancelled=True
+                )
             raise
         if stats is None:
             stats = _stats_without_engine(t_call, t_first, len(parts))
@@ -192,8 +201,9 @@ class ChatSession:
         model = self.llm.model_id
         turn = [
             StoredMessage("user", text, created=sent),
-            StoredMessage("assistant", reply, cancelled=cancelled, model=model,
-                          options=self.options, stats=stats.to_dict()),
+            StoredMessage(
+                "assistant", reply, cancelled=cancelled, model=model, options=self.options, stats=stats.to_dict()
+            ),
         ]
         self.history.extend(turn)
         self.last_turn = Turn(text, reply, stats, cancelled)
@@ -270,15 +280,22 @@ class ChatSession:
         except LlamarchError as e:
             path = self._rescue()
             n = len(self._unsaved)
-            raise LlamarchError(f"{n} turn{'s' if n != 1 else ''} could not be stored ({e}); they are in {path}") from None
+            raise LlamarchError(
+                f"{n} turn{'s' if n != 1 else ''} could not be stored ({e}); they are in {path}"
+            ) from None
 
     def _rescue(self) -> Path:
         from .. import paths
 
-        target = paths.ensure_dir(paths.user_dir() / "unsaved") / f"chat-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+        target = (
+            paths.ensure_dir(paths.user_dir() / "unsaved") / f"chat-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+        )
         data = {
-            "conversation_id": self.cid, "model": self.model_spec, "backend": self.llm.backend_name,
-            "system": self.system, "options": self.options,
+            "conversation_id": self.cid,
+            "model": self.model_spec,
+            "backend": self.llm.backend_name,
+            "system": self.system,
+            "options": self.options,
             "messages": [m.to_dict() for turn in self._unsaved for m in turn],
         }
         target.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")

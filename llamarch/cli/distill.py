@@ -31,49 +31,177 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--student", default="qwen2.5-coder-0.5b", show_default=True, help="Student: catalog id, .gguf path or openai:MODEL@URL.")
-@click.option("--teacher", default="qwen2.5-coder-1.5b", show_default=True, help="Teacher: catalog id, .gguf path or openai:MODEL@URL.")
+@click.option(
+    "--student",
+    default="qwen2.5-coder-0.5b",
+    show_default=True,
+    help="Student: catalog id, .gguf path or openai:MODEL@URL.",
+)
+@click.option(
+    "--teacher",
+    default="qwen2.5-coder-1.5b",
+    show_default=True,
+    help="Teacher: catalog id, .gguf path or openai:MODEL@URL.",
+)
 @click.option("--student-backend", type=BACKEND_CHOICE, help="The student's engine (default: from the model).")
 @click.option("--teacher-backend", type=BACKEND_CHOICE, help="The teacher's engine (default: from the model).")
 @click.option("--prompts", type=FILE, help='JSONL prompts: {"prompt": ...} or {"messages": [...]} per line.')
-@click.option("--demo-prompts", is_flag=True, help="Use the Python prompts shipped with llamarch (what `make demo` runs).")
+@click.option(
+    "--demo-prompts", is_flag=True, help="Use the Python prompts shipped with llamarch (what `make demo` runs)."
+)
 @click.option("--synthesize", type=click.IntRange(min=1), help="Have the teacher write N prompts first (with --topic).")
 @click.option("--topic", help="What synthesized prompts are about, e.g. 'Python string processing'.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory: results, training set, adapter, report. Rerun with the same DIR to resume.")
-@click.option("--eval-prompts", type=FILE, help="Held-out prompts to compare the student before and after (default: a split of --prompts).")
-@click.option("--eval-split", type=click.FloatRange(0, 0.9), default=0.2, show_default=True, help="Fraction of the prompts held out for evaluation when there is no --eval-prompts.")
-@click.option("--min-score", type=click.IntRange(1, 11), default=8, show_default=True, help="Answers scored below this are replaced by the teacher's improved answer in the training set.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run directory: results, training set, adapter, report. Rerun with the same DIR to resume.",
+)
+@click.option(
+    "--eval-prompts",
+    type=FILE,
+    help="Held-out prompts to compare the student before and after (default: a split of --prompts).",
+)
+@click.option(
+    "--eval-split",
+    type=click.FloatRange(0, 0.9),
+    default=0.2,
+    show_default=True,
+    help="Fraction of the prompts held out for evaluation when there is no --eval-prompts.",
+)
+@click.option(
+    "--min-score",
+    type=click.IntRange(1, 11),
+    default=8,
+    show_default=True,
+    help="Answers scored below this are replaced by the teacher's improved answer in the training set.",
+)
 @click.option("--no-train", is_flag=True, help="Stop after writing the training set (and evaluate the student alone).")
 @click.option("--adapter", type=FILE, help="Evaluate this GGUF LoRA adapter instead of training one.")
-@click.option("--rubric", type=FILE, help="The teacher's rubric template ({question}, {answer}); default: the built-in Python rubric.")
+@click.option(
+    "--rubric",
+    type=FILE,
+    help="The teacher's rubric template ({question}, {answer}); default: the built-in Python rubric.",
+)
 @click.option("-s", "--system", help="System prompt for the student.")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens per answer (default 512; 768 with --check python, as `eval humaneval`).")
-@click.option("--judge-max-tokens", type=click.IntRange(min=16), default=768, show_default=True, help="Most tokens per verdict.")
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="The student's sampling temperature (verdicts are always greedy).")
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    help="Most tokens per answer (default 512; 768 with --check python, as `eval humaneval`).",
+)
+@click.option(
+    "--judge-max-tokens", type=click.IntRange(min=16), default=768, show_default=True, help="Most tokens per verdict."
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="The student's sampling temperature (verdicts are always greedy).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--parallel", "--concurrency", "parallel", type=click.IntRange(min=1), help="Sequences (llama.cpp) or requests (openai) at once (default: the engine decides).")
-@click.option("--check", type=click.Choice(["sql", "python"]), help="Check answers by running them: sql (with --db), or python (--prompts holds tasks with tests). The teacher samples, execution decides, and the report is judged by execution.")
+@click.option(
+    "--parallel",
+    "--concurrency",
+    "parallel",
+    type=click.IntRange(min=1),
+    help="Sequences (llama.cpp) or requests (openai) at once (default: the engine decides).",
+)
+@click.option(
+    "--check",
+    type=click.Choice(["sql", "python"]),
+    help="Check answers by running them: sql (with --db), or python (--prompts holds tasks with tests). The teacher samples, execution decides, and the report is judged by execution.",
+)
 @click.option("--db", type=FILE, help="The SQLite database the questions are about (--check sql); opened read-only.")
-@click.option("--eval-questions", type=FILE, help='--check sql: held-out {"question", "sql"} lines, scored by execution. --check python: held-out tasks in the --prompts format (default: HumanEval).')
-@click.option("--eval-limit", type=click.IntRange(min=1), help="--check: use only N held-out questions or tasks, spread evenly over them.")
-@click.option("--recipe", type=click.Choice(["corrected", "verified", "judge"]), help="How training rows are made: corrected (default with --check: the student's own answer where it is verified, else the teacher's), verified (the teacher's verified answers), judge (the teacher's verdicts; the only recipe without a checker).")
-@click.option("--samples", "-k", type=click.IntRange(min=1), default=8, show_default=True, help="--check: answers the teacher samples per question, voted on by their results.")
-@click.option("--sample-temperature", type=click.FloatRange(min=0), default=0.7, show_default=True, help="--check: the temperature of the teacher's samples.")
-@click.option("--min-votes", type=click.IntRange(min=1), default=2, show_default=True, help="--check sql: how many of the K samples must share a result for it to be kept.")
-@click.option("--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees.")
-@click.option("--student-schema", type=click.Choice(["compact", "ddl", "none"]), default="compact", show_default=True, help="--check sql: the schema in the student's prompt (compact: one line per table).")
+@click.option(
+    "--eval-questions",
+    type=FILE,
+    help='--check sql: held-out {"question", "sql"} lines, scored by execution. --check python: held-out tasks in the --prompts format (default: HumanEval).',
+)
+@click.option(
+    "--eval-limit",
+    type=click.IntRange(min=1),
+    help="--check: use only N held-out questions or tasks, spread evenly over them.",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(["corrected", "verified", "judge"]),
+    help="How training rows are made: corrected (default with --check: the student's own answer where it is verified, else the teacher's), verified (the teacher's verified answers), judge (the teacher's verdicts; the only recipe without a checker).",
+)
+@click.option(
+    "--samples",
+    "-k",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="--check: answers the teacher samples per question, voted on by their results.",
+)
+@click.option(
+    "--sample-temperature",
+    type=click.FloatRange(min=0),
+    default=0.7,
+    show_default=True,
+    help="--check: the temperature of the teacher's samples.",
+)
+@click.option(
+    "--min-votes",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="--check sql: how many of the K samples must share a result for it to be kept.",
+)
+@click.option(
+    "--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees."
+)
+@click.option(
+    "--student-schema",
+    type=click.Choice(["compact", "ddl", "none"]),
+    default="compact",
+    show_default=True,
+    help="--check sql: the schema in the student's prompt (compact: one line per table).",
+)
 @click.option("--no-teacher-eval", is_flag=True, help="--check: do not score the teacher on the held-out questions.")
 @click.option("--iters", type=click.IntRange(min=1), help="LoRA training iterations.")
 @click.option("--train-option", multiple=True, metavar="KEY=VALUE", help="Other LoRA training settings (repeatable).")
 @engine_flags
-def distill(student: str, teacher: str, student_backend: str | None, teacher_backend: str | None,
-            prompts: Path | None, demo_prompts: bool, synthesize: int | None, topic: str | None, out: Path,
-            eval_prompts: Path | None, eval_split: float, min_score: int, no_train: bool, adapter: Path | None,
-            rubric: Path | None, system: str | None, max_tokens: int | None, judge_max_tokens: int, temperature: float,
-            seed: int, parallel: int | None, check: str | None, db: Path | None, eval_questions: Path | None,
-            eval_limit: int | None, recipe: str | None, samples: int, sample_temperature: float, min_votes: int,
-            teacher_context: Path | None, student_schema: str, no_teacher_eval: bool, iters: int | None,
-            train_option: tuple[str, ...], **engine: Any) -> None:
+def distill(
+    student: str,
+    teacher: str,
+    student_backend: str | None,
+    teacher_backend: str | None,
+    prompts: Path | None,
+    demo_prompts: bool,
+    synthesize: int | None,
+    topic: str | None,
+    out: Path,
+    eval_prompts: Path | None,
+    eval_split: float,
+    min_score: int,
+    no_train: bool,
+    adapter: Path | None,
+    rubric: Path | None,
+    system: str | None,
+    max_tokens: int | None,
+    judge_max_tokens: int,
+    temperature: float,
+    seed: int,
+    parallel: int | None,
+    check: str | None,
+    db: Path | None,
+    eval_questions: Path | None,
+    eval_limit: int | None,
+    recipe: str | None,
+    samples: int,
+    sample_temperature: float,
+    min_votes: int,
+    teacher_context: Path | None,
+    student_schema: str,
+    no_teacher_eval: bool,
+    iters: int | None,
+    train_option: tuple[str, ...],
+    **engine: Any,
+) -> None:
     """Distill a teacher into a student: the student answers every prompt, the teacher
     judges every answer, answers scored below --min-score are replaced by the teacher's
     improved answer, the student is LoRA-trained on the result, and held-out prompts show
@@ -92,30 +220,67 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
     same command again to resume.
     """
     if check is not None and recipe == "judge":
-        raise click.UsageError("--recipe judge is for runs without a checker: drop --check, or choose corrected or verified")
+        raise click.UsageError(
+            "--recipe judge is for runs without a checker: drop --check, or choose corrected or verified"
+        )
     if check == "python":
         if db is not None:
             raise click.UsageError("--db is for --check sql: Python tasks carry their own tests")
-        _distill_python(out=out, tasks=prompts, student=student, teacher=teacher, eval_tasks=eval_questions,
-                        eval_limit=eval_limit, recipe=recipe or "corrected", samples=samples,
-                        sample_temperature=sample_temperature, evaluate_teacher=not no_teacher_eval,
-                        max_tokens=max_tokens or 768, seed=seed, parallel=parallel, train=not no_train,
-                        adapter=adapter, student_backend=student_backend, teacher_backend=teacher_backend,
-                        engine=engine_options(**engine), train_settings=_settings(train_option, iters))
+        _distill_python(
+            out=out,
+            tasks=prompts,
+            student=student,
+            teacher=teacher,
+            eval_tasks=eval_questions,
+            eval_limit=eval_limit,
+            recipe=recipe or "corrected",
+            samples=samples,
+            sample_temperature=sample_temperature,
+            evaluate_teacher=not no_teacher_eval,
+            max_tokens=max_tokens or 768,
+            seed=seed,
+            parallel=parallel,
+            train=not no_train,
+            adapter=adapter,
+            student_backend=student_backend,
+            teacher_backend=teacher_backend,
+            engine=engine_options(**engine),
+            train_settings=_settings(train_option, iters),
+        )
         return
     max_tokens = max_tokens or 512
     if check is not None:
-        _distill_checked(out=out, db=db, student=student, teacher=teacher, prompts=prompts, synthesize=synthesize,
-                         eval_questions=eval_questions, eval_limit=eval_limit, recipe=recipe or "corrected",
-                         samples=samples, sample_temperature=sample_temperature, min_votes=min_votes,
-                         teacher_context=teacher_context,
-                         student_schema=student_schema, evaluate_teacher=not no_teacher_eval, max_tokens=max_tokens,
-                         seed=seed, parallel=parallel, train=not no_train, adapter=adapter,
-                         student_backend=student_backend, teacher_backend=teacher_backend,
-                         engine=engine_options(**engine), train_settings=_settings(train_option, iters))
+        _distill_checked(
+            out=out,
+            db=db,
+            student=student,
+            teacher=teacher,
+            prompts=prompts,
+            synthesize=synthesize,
+            eval_questions=eval_questions,
+            eval_limit=eval_limit,
+            recipe=recipe or "corrected",
+            samples=samples,
+            sample_temperature=sample_temperature,
+            min_votes=min_votes,
+            teacher_context=teacher_context,
+            student_schema=student_schema,
+            evaluate_teacher=not no_teacher_eval,
+            max_tokens=max_tokens,
+            seed=seed,
+            parallel=parallel,
+            train=not no_train,
+            adapter=adapter,
+            student_backend=student_backend,
+            teacher_backend=teacher_backend,
+            engine=engine_options(**engine),
+            train_settings=_settings(train_option, iters),
+        )
         return
     if recipe not in (None, "judge"):
-        raise click.UsageError(f"--recipe {recipe} needs a checker: give --check sql --db FILE.sqlite or --check python")
+        raise click.UsageError(
+            f"--recipe {recipe} needs a checker: give --check sql --db FILE.sqlite or --check python"
+        )
     from ..patterns.student_teacher.distill import DEMO_PROMPTS, DistillConfig, Distiller, format_report
 
     if demo_prompts:
@@ -126,11 +291,27 @@ def distill(student: str, teacher: str, student_backend: str | None, teacher_bac
         raise click.UsageError("give --prompts FILE.jsonl, --demo-prompts, or --synthesize N --topic TEXT")
     train_settings = _settings(train_option, iters)
     config = DistillConfig(
-        out=out, student=student, teacher=teacher, prompts=prompts, eval_prompts=eval_prompts,
-        eval_fraction=eval_split, min_score=min_score, train=not no_train, adapter=adapter,
-        synthesize=synthesize or 0, topic=topic, rubric=rubric, system=system, max_tokens=max_tokens,
-        judge_max_tokens=judge_max_tokens, temperature=temperature, seed=seed, parallel=parallel,
-        student_backend=student_backend, teacher_backend=teacher_backend, engine=engine_options(**engine),
+        out=out,
+        student=student,
+        teacher=teacher,
+        prompts=prompts,
+        eval_prompts=eval_prompts,
+        eval_fraction=eval_split,
+        min_score=min_score,
+        train=not no_train,
+        adapter=adapter,
+        synthesize=synthesize or 0,
+        topic=topic,
+        rubric=rubric,
+        system=system,
+        max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens,
+        temperature=temperature,
+        seed=seed,
+        parallel=parallel,
+        student_backend=student_backend,
+        teacher_backend=teacher_backend,
+        engine=engine_options(**engine),
         train_settings=train_settings,
     )
     try:

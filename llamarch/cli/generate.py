@@ -23,9 +23,21 @@ from .ui import engine_options, model_options
 @click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
 @click.option("--raw", is_flag=True, help="Complete the prompt as plain text, without the chat template.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: text and stats.")
-def generate(prompt: str | None, model: str | None, backend: str | None, system: str | None, max_tokens: int,
-             temperature: float, top_p: float, top_k: int, seed: int | None, stop: tuple[str, ...],
-             raw: bool, as_json: bool, **engine: Any) -> None:
+def generate(
+    prompt: str | None,
+    model: str | None,
+    backend: str | None,
+    system: str | None,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    seed: int | None,
+    stop: tuple[str, ...],
+    raw: bool,
+    as_json: bool,
+    **engine: Any,
+) -> None:
     """Generate a reply to PROMPT (or to stdin) and stream it to stdout."""
     from ..llm import LLM
 
@@ -35,8 +47,16 @@ def generate(prompt: str | None, model: str | None, backend: str | None, system:
         prompt = sys.stdin.read()
     with LLM(model, backend=backend, **engine_options(**engine)) as llm:
         request = prompt if raw else llm.messages_for(prompt, system)
-        chunks = llm.stream(request, raw=raw, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                            top_k=top_k, seed=seed, stop=list(stop))
+        chunks = llm.stream(
+            request,
+            raw=raw,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+            stop=list(stop),
+        )
         parts, stats = [], None
         for chunk in chunks:
             parts.append(chunk.text)

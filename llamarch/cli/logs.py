@@ -33,7 +33,9 @@ def logs() -> None:
 
 
 @logs.command("list")
-@click.option("-n", "--count", type=click.IntRange(min=1), default=20, show_default=True, help="How many, newest first.")
+@click.option(
+    "-n", "--count", type=click.IntRange(min=1), default=20, show_default=True, help="How many, newest first."
+)
 @click.option("--all", "show_all", is_flag=True, help="Every conversation.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_logs(count: int, show_all: bool, as_json: bool) -> None:
@@ -56,8 +58,14 @@ def list_logs(count: int, show_all: bool, as_json: bool) -> None:
     for column in ("ID", "UPDATED", "MODEL", "MSGS", "NAME", "FIRST MESSAGE"):
         table.add_column(column)
     for r in rows:
-        table.add_row(str(r.id), _when(r.updated), escape(r.model), str(r.n_messages),
-                      escape(",".join(r.names)), escape(_one_line(r.preview, 60)))
+        table.add_row(
+            str(r.id),
+            _when(r.updated),
+            escape(r.model),
+            str(r.n_messages),
+            escape(",".join(r.names)),
+            escape(_one_line(r.preview, 60)),
+        )
     _console().print(table)
 
 
@@ -85,8 +93,10 @@ def show_log(ref: str | None, as_json: bool) -> None:
 
     console = _console()
     names = f" ({', '.join(info.names)})" if info.names else ""
-    console.print(f"[bold]conversation {info.id}{escape(names)}[/] · {escape(info.model)} ({info.backend}) · "
-                  f"started {_when(info.created)} · options {escape(json.dumps(info.options))}")
+    console.print(
+        f"[bold]conversation {info.id}{escape(names)}[/] · {escape(info.model)} ({info.backend}) · "
+        f"started {_when(info.created)} · options {escape(json.dumps(info.options))}"
+    )
     if info.system:
         console.print(f"[bold magenta]system[/]: {escape(info.system)}")
     for m in messages:

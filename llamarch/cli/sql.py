@@ -20,21 +20,51 @@ Anything else is a question (start it with // to ask one that begins with /)."""
 
 @click.command()
 @click.argument("question", required=False)
-@click.option("--db", required=True, metavar="FILE.sqlite", help="The SQLite database; opened read-only, never modified.")
+@click.option(
+    "--db", required=True, metavar="FILE.sqlite", help="The SQLite database; opened read-only, never modified."
+)
 @model_options
-@click.option("--from", "from_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="A `distill --check sql --out DIR` run: use its adapter (and its student, unless -m is given).")
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="A `distill --check sql --out DIR` run: use its adapter (and its student, unless -m is given).",
+)
 @click.option("--show-sql/--no-show-sql", default=True, show_default=True, help="Print the query above the rows.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print {question, sql, columns, rows, truncated, stats} as JSON (one line per question in the REPL).")
-@click.option("--rows", "max_rows", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Rows to show at most (the query's result is cut there).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print {question, sql, columns, rows, truncated, stats} as JSON (one line per question in the REPL).",
+)
+@click.option(
+    "--rows",
+    "max_rows",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Rows to show at most (the query's result is cut there).",
+)
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True, help="0 = greedy.")
-@click.option("--max-tokens", type=click.IntRange(min=16), default=256, show_default=True, help="Longest query in tokens.")
+@click.option(
+    "--max-tokens", type=click.IntRange(min=16), default=256, show_default=True, help="Longest query in tokens."
+)
 @click.option("--seed", type=int, help="Random seed, for reproducible sampling.")
-def sql(question: str | None, db: str, model: str | None, backend: str | None, from_dir: Path | None,
-        show_sql: bool, as_json: bool, max_rows: int, temperature: float, max_tokens: int, seed: int | None,
-        **engine: Any) -> None:
+def sql(
+    question: str | None,
+    db: str,
+    model: str | None,
+    backend: str | None,
+    from_dir: Path | None,
+    show_sql: bool,
+    as_json: bool,
+    max_rows: int,
+    temperature: float,
+    max_tokens: int,
+    seed: int | None,
+    **engine: Any,
+) -> None:
     """Answer QUESTION about an SQLite database with one query, run read-only.
 
     The model writes a query from the schema read from the database; the read-only
@@ -66,8 +96,10 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
             chosen = model or run.student
             if model and run.student and model != run.student:
                 echo_err(f"warning: the adapter in {from_dir} was trained for {run.student}, not {model}")
-            echo_err(f"using the adapter {run.adapter} with {chosen or 'the default model'} "
-                     f"({'-m' if model else 'the student'} of the distill run {from_dir})")
+            echo_err(
+                f"using the adapter {run.adapter} with {chosen or 'the default model'} "
+                f"({'-m' if model else 'the student'} of the distill run {from_dir})"
+            )
             model = chosen
             schema_style = run.schema_style
             warning = schema_mismatch(run, conn, db)
@@ -78,8 +110,15 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
             if interactive:
                 echo_err(f"Loading {model or 'the default model'}…")
             with LLM(model, backend=backend, **engine_options(**engine)) as llm:
-                asker = Asker(llm, conn, schema_style=schema_style, max_rows=max_rows, max_tokens=max_tokens,
-                              temperature=temperature, seed=seed)
+                asker = Asker(
+                    llm,
+                    conn,
+                    schema_style=schema_style,
+                    max_rows=max_rows,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                )
                 session = _Session(asker, store, db, model, as_json, show_sql, engine.get("lora_path"))
                 if question is not None:
                     answer = asker.ask(question)
@@ -89,8 +128,10 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
                         raise LlamarchError(answer.error or "no answer")
                     return
                 if interactive:
-                    echo_err(f"{llm.model_id} on {db}: ask a question; /schema shows what the model sees, "
-                             "/help the commands, Ctrl-D quits.")
+                    echo_err(
+                        f"{llm.model_id} on {db}: ask a question; /schema shows what the model sees, "
+                        "/help the commands, Ctrl-D quits."
+                    )
                 status = session.repl()
     finally:
         conn.close()
@@ -101,8 +142,16 @@ def sql(question: str | None, db: str, model: str | None, backend: str | None, f
 class _Session:
     """Showing answers, storing them as chat turns, and the REPL."""
 
-    def __init__(self, asker: Any, store: Any, db: str, model: str | None, as_json: bool, show_sql: bool,
-                 adapter: str | None = None):
+    def __init__(
+        self,
+        asker: Any,
+        store: Any,
+        db: str,
+        model: str | None,
+        as_json: bool,
+        show_sql: bool,
+        adapter: str | None = None,
+    ):
         from rich.console import Console
 
         self.asker = asker
@@ -171,22 +220,40 @@ class _Session:
         engine = [a.stats for a in answer.attempts if a.stats]
         base = dict(engine[-1]) if engine else Stats(0, 0, 0.0, 0.0, 0.0, 0.0, "stop").to_dict()
         summary = answer.stats()
-        stats = {**base, "sql": answer.sql, "rows": summary["rows"], "truncated": summary["truncated"],
-                 "attempts": summary["attempts"], "generation_s": summary["generation_s"], "database": str(self.db),
-                 **({"adapter": self.adapter} if self.adapter else {}),
-                 **({"error": answer.error, "errors": summary["errors"]} if answer.error else {})}
+        stats = {
+            **base,
+            "sql": answer.sql,
+            "rows": summary["rows"],
+            "truncated": summary["truncated"],
+            "attempts": summary["attempts"],
+            "generation_s": summary["generation_s"],
+            "database": str(self.db),
+            **({"adapter": self.adapter} if self.adapter else {}),
+            **({"error": answer.error, "errors": summary["errors"]} if answer.error else {}),
+        }
         content = (as_answer(answer.sql) + "\n" if answer.sql else "") + answer.summary()
         options = {k: v for k, v in self.asker.options.items() if v is not None}
         llm = self.asker.llm
         try:
             conversations = Conversations(self.store)
             if self.cid is None:
-                self.cid = conversations.create(_model_spec(self.model, llm.model_id), llm.backend_name, SYSTEM, options)
-            conversations.append(self.cid, [
-                StoredMessage("user", answer.question),
-                StoredMessage("assistant", content, cancelled=answer.cancelled, model=llm.model_id,
-                              options=options, stats=stats),
-            ])
+                self.cid = conversations.create(
+                    _model_spec(self.model, llm.model_id), llm.backend_name, SYSTEM, options
+                )
+            conversations.append(
+                self.cid,
+                [
+                    StoredMessage("user", answer.question),
+                    StoredMessage(
+                        "assistant",
+                        content,
+                        cancelled=answer.cancelled,
+                        model=llm.model_id,
+                        options=options,
+                        stats=stats,
+                    ),
+                ],
+            )
         except LlamarchError as e:
             echo_err(f"this answer was not stored: {e}")
 

@@ -17,7 +17,9 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 
 @click.command()
 @click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP + " Or an MLX model directory.")
-@click.option("--data", required=True, type=click.Path(), help="Directory with train.jsonl (and valid.jsonl), or a .jsonl file.")
+@click.option(
+    "--data", required=True, type=click.Path(), help="Directory with train.jsonl (and valid.jsonl), or a .jsonl file."
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Adapter directory to write.")
 @click.option("--rank", type=click.IntRange(min=1), help="LoRA rank (default 8).")
 @click.option("--alpha", type=float, help="LoRA alpha; scale = alpha / rank (default 2 * rank).")
@@ -29,20 +31,45 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Passes over the data, instead of --iters.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per step (default 4).")
 @click.option("--max-seq-length", type=click.IntRange(min=2), help="Longer examples are truncated (default 2048).")
-@click.option("--mask-prompt/--no-mask-prompt", default=None, help="Train on the answer only (default) or on every token.")
+@click.option(
+    "--mask-prompt/--no-mask-prompt", default=None, help="Train on the answer only (default) or on every token."
+)
 @click.option("--seed", type=int, help="Random seed (default 0).")
-@click.option("--eval-every", "steps_per_eval", type=click.IntRange(min=1), help="Validation loss every N steps (default 50).")
+@click.option(
+    "--eval-every", "steps_per_eval", type=click.IntRange(min=1), help="Validation loss every N steps (default 50)."
+)
 @click.option("--val-batches", type=int, help="Validation batches per evaluation; -1 = all (default 25).")
-@click.option("--save-every", type=click.IntRange(min=0), help="Checkpoint every N steps; 0 = only at the end (default 50).")
-@click.option("--teacher", help="Distill: also train toward this model's next-token probabilities on the answers "
-              "(same tokenizer as --model, e.g. a larger model of its family).")
-@click.option("--distill-weight", type=click.FloatRange(0, 1), help="With --teacher: the loss's share that is the teacher's (default 0.5).")
-@click.option("--distill-top-k", type=click.IntRange(min=1), help="With --teacher: its likeliest tokens kept per position (default 16).")
+@click.option(
+    "--save-every", type=click.IntRange(min=0), help="Checkpoint every N steps; 0 = only at the end (default 50)."
+)
+@click.option(
+    "--teacher",
+    help="Distill: also train toward this model's next-token probabilities on the answers "
+    "(same tokenizer as --model, e.g. a larger model of its family).",
+)
+@click.option(
+    "--distill-weight",
+    type=click.FloatRange(0, 1),
+    help="With --teacher: the loss's share that is the teacher's (default 0.5).",
+)
+@click.option(
+    "--distill-top-k",
+    type=click.IntRange(min=1),
+    help="With --teacher: its likeliest tokens kept per position (default 16).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an adapter already in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
-def train(model: str | None, data: str, out_dir: str, targets: str | None, resume: bool, overwrite: bool,
-          as_json: bool, **options: Any) -> None:
+def train(
+    model: str | None,
+    data: str,
+    out_dir: str,
+    targets: str | None,
+    resume: bool,
+    overwrite: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
     """Train a LoRA adapter with MLX. Ctrl-C saves a checkpoint; --resume continues it."""
     from ..finetune.train import TrainingInterrupted, train_lora
 
@@ -53,18 +80,26 @@ def train(model: str | None, data: str, out_dir: str, targets: str | None, resum
             result = train_lora(model, data, out_dir, resume=resume, overwrite=overwrite, progress=on_event, **options)
         except TrainingInterrupted as e:
             r = e.result
-            echo_err(f"\nInterrupted at step {r.steps}/{r.total_steps}: checkpoint saved in {r.adapter_dir}; "
-                     f"continue with `llamarch train ... --out {r.adapter_dir} --resume`")
+            echo_err(
+                f"\nInterrupted at step {r.steps}/{r.total_steps}: checkpoint saved in {r.adapter_dir}; "
+                f"continue with `llamarch train ... --out {r.adapter_dir} --resume`"
+            )
             sys.exit(130)
     summary = {
-        "adapter_dir": str(result.adapter_dir), "steps": result.steps, "final_loss": result.final_loss,
+        "adapter_dir": str(result.adapter_dir),
+        "steps": result.steps,
+        "final_loss": result.final_loss,
         "val_loss": result.val_losses[-1][1] if result.val_losses else None,
-        "trained_tokens": result.trained_tokens, "tokens_per_second": round(result.tokens_per_second, 1),
-        "truncated": result.truncated, "base": result.base.model if result.base else None,
+        "trained_tokens": result.trained_tokens,
+        "tokens_per_second": round(result.tokens_per_second, 1),
+        "truncated": result.truncated,
+        "base": result.base.model if result.base else None,
     }
     if as_json:
         click.echo(json.dumps(summary))
     else:
         click.echo(str(result.adapter_dir))
-        echo_err(f"{result.steps} steps, loss {result.final_loss:.4f}, {result.tokens_per_second:.0f} tok/s; "
-                 f"for llama.cpp: llamarch export {result.adapter_dir} --to gguf-lora")
+        echo_err(
+            f"{result.steps} steps, loss {result.final_loss:.4f}, {result.tokens_per_second:.0f} tok/s; "
+            f"for llama.cpp: llamarch export {result.adapter_dir} --to gguf-lora"
+        )

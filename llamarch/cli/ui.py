@@ -11,8 +11,10 @@ import click
 
 from ..backends import BACKENDS
 
-MODEL_HELP = ("Catalog id, path to a .gguf file, or openai:NAME@URL for a model on an OpenAI-compatible server "
-              "(env LLAMARCH_MODEL; default qwen2.5-coder-0.5b).")
+MODEL_HELP = (
+    "Catalog id, path to a .gguf file, or openai:NAME@URL for a model on an OpenAI-compatible server "
+    "(env LLAMARCH_MODEL; default qwen2.5-coder-0.5b)."
+)
 
 
 @contextlib.contextmanager
@@ -20,11 +22,22 @@ def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar on stderr driven by progress(description, done, total) calls."""
     from rich.console import Console
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
     console = Console(stderr=True)
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         tasks: dict[str, Any] = {}
 
@@ -40,11 +53,24 @@ def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
 def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]:
     """A progress bar counting finished items; yields advance(n=1, **fields) for extra text."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ]
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task(description, total=total, info="")
 
@@ -61,15 +87,29 @@ BACKEND_CHOICE = click.Choice(list(BACKENDS))
 def _engine_option_list(remote_key: bool) -> list[Callable[..., Any]]:
     """How to load a model: context, threads, GPU layers (and a server's key)."""
     options = [
-        click.option("--n-ctx", type=click.IntRange(min=64), help="Context window in tokens (default: min(4096, the model's))."),
-        click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."),
-        click.option("--gpu-layers", "n_gpu_layers", type=int, help="Layers to offload to the GPU (default: all where available)."),
+        click.option(
+            "--n-ctx", type=click.IntRange(min=64), help="Context window in tokens (default: min(4096, the model's))."
+        ),
+        click.option(
+            "--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads (default: physical cores)."
+        ),
+        click.option(
+            "--gpu-layers",
+            "n_gpu_layers",
+            type=int,
+            help="Layers to offload to the GPU (default: all where available).",
+        ),
     ]
     if remote_key:
-        options.append(click.option(
-            "--api-key", "api_key", metavar="KEY",
-            help="Key for an openai-backend server (default: env LLAMARCH_OPENAI_API_KEY, then OPENAI_API_KEY). "
-                 "Prefer the env var: options show in the process list."))
+        options.append(
+            click.option(
+                "--api-key",
+                "api_key",
+                metavar="KEY",
+                help="Key for an openai-backend server (default: env LLAMARCH_OPENAI_API_KEY, then OPENAI_API_KEY). "
+                "Prefer the env var: options show in the process list.",
+            )
+        )
     return options
 
 
@@ -84,8 +124,10 @@ def training_progress(description: str = "training") -> Iterator[Callable[[dict[
             if kind == "start":
                 advance(0, total=event["total"], completed=event["step"])
                 if event["truncated"] or event["dropped"]:
-                    echo_err(f"{event['truncated']} example(s) longer than the maximum sequence length were truncated"
-                             + (f"; {event['dropped']} had no answer left and were skipped" if event["dropped"] else ""))
+                    echo_err(
+                        f"{event['truncated']} example(s) longer than the maximum sequence length were truncated"
+                        + (f"; {event['dropped']} had no answer left and were skipped" if event["dropped"] else "")
+                    )
             elif kind == "step":
                 state["loss"], state["tps"] = event["loss"], event["tokens_per_second"]
             elif kind == "eval":
@@ -108,10 +150,19 @@ def _model_option_list(remote_key: bool) -> list[Callable[..., Any]]:
         click.option("-m", "--model", envvar="LLAMARCH_MODEL", help=MODEL_HELP),
         click.option("--backend", type=BACKEND_CHOICE, help="Engine (default: from the model)."),
         *engine[:3],
-        click.option("--lora", "--adapter", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."),
-        click.option("--draft-model", help="Speculative decoding: a smaller model with the same tokenizer drafts tokens (llama.cpp)."),
-        click.option("--prompt-lookup", is_flag=True, default=None,
-                     help="Speculative decoding: draft tokens by repeating text from the prompt (llama.cpp)."),
+        click.option(
+            "--lora", "--adapter", "lora_path", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter to apply."
+        ),
+        click.option(
+            "--draft-model",
+            help="Speculative decoding: a smaller model with the same tokenizer drafts tokens (llama.cpp).",
+        ),
+        click.option(
+            "--prompt-lookup",
+            is_flag=True,
+            default=None,
+            help="Speculative decoding: draft tokens by repeating text from the prompt (llama.cpp).",
+        ),
         *engine[3:],
     ]
 
@@ -132,8 +183,10 @@ def served_model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _apply(_model_option_list(remote_key=False), f)
 
 
-PARALLEL_HELP = ("Prompts decoded together in one batch (default: planned from cores, memory and context; "
-                 "lowered with a notice when the KV cache would not fit).")
+PARALLEL_HELP = (
+    "Prompts decoded together in one batch (default: planned from cores, memory and context; "
+    "lowered with a notice when the KV cache would not fit)."
+)
 
 
 def parallel_option(f: Callable[..., Any]) -> Callable[..., Any]:

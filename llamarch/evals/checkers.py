@@ -53,13 +53,23 @@ class Check:
         return self.signature is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "signature": self.signature, "answer": self.answer,
-                "empty": self.empty}
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "signature": self.signature,
+            "answer": self.answer,
+            "empty": self.empty,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Check:
-        return cls(data["status"], data.get("reason", ""), data.get("signature"), data.get("answer", ""),
-                   bool(data.get("empty")))
+        return cls(
+            data["status"],
+            data.get("reason", ""),
+            data.get("signature"),
+            data.get("answer", ""),
+            bool(data.get("empty")),
+        )
 
 
 class Checker(Protocol):
@@ -81,8 +91,10 @@ class SQLChecker:
 
         self.db = str(db)
         self.conn = guard.open_readonly(db)
-        self.limits = {"time_budget_s": time_budget_s or guard.DEFAULT_TIME_BUDGET_S,
-                       "max_rows": max_rows or guard.DEFAULT_MAX_ROWS}
+        self.limits = {
+            "time_budget_s": time_budget_s or guard.DEFAULT_TIME_BUDGET_S,
+            "max_rows": max_rows or guard.DEFAULT_MAX_ROWS,
+        }
         self._references: dict[str, Any] = {}
 
     def run(self, sql: str) -> Any:

@@ -74,10 +74,20 @@ def _has_body(code: str, name: str) -> bool:
         return True  # cannot tell: do not rule it out
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
-            body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and \
-                isinstance(getattr(node.body[0], "value", None), ast.Constant) else node.body
-            return any(not isinstance(stmt, ast.Pass) and not (isinstance(stmt, ast.Expr) and
-                       isinstance(stmt.value, ast.Constant) and stmt.value.value is Ellipsis) for stmt in body)
+            body = (
+                node.body[1:]
+                if node.body
+                and isinstance(node.body[0], ast.Expr)
+                and isinstance(getattr(node.body[0], "value", None), ast.Constant)
+                else node.body
+            )
+            return any(
+                not isinstance(stmt, ast.Pass)
+                and not (
+                    isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and stmt.value.value is Ellipsis
+                )
+                for stmt in body
+            )
     return False
 
 
@@ -142,7 +152,7 @@ def sanitize(code: str, keep: str | None = None) -> str:
         elif not isinstance(node, defs):
             continue
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
-        kept.append("\n".join(lines[first - 1: node.end_lineno]))
+        kept.append("\n".join(lines[first - 1 : node.end_lineno]))
     if keep and not any(_defines(part, keep) for part in kept):
         return code  # nothing recognisable: leave it whole rather than empty
     return "\n\n".join(kept)

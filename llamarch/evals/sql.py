@@ -43,8 +43,13 @@ def schema_text(checker: SQLChecker, settings: SQLSettings) -> str:
     """The database as the prompt describes it, read from the database itself."""
     from ..sql.schema import describe
 
-    return describe(checker.conn, style=settings.schema, sample_rows=settings.sample_rows,
-                    distinct=settings.distinct, notes=settings.notes)
+    return describe(
+        checker.conn,
+        style=settings.schema,
+        sample_rows=settings.sample_rows,
+        distinct=settings.distinct,
+        notes=settings.notes,
+    )
 
 
 def question_seed(seed: int, question: str) -> int:
@@ -53,8 +58,16 @@ def question_seed(seed: int, question: str) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
 
-def generate_replies(llm: Any, messages: Sequence[Any], settings: SQLSettings, *, store: Any, model_key: Any,
-                     parallel: int | None = None, advance: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], float]:
+def generate_replies(
+    llm: Any,
+    messages: Sequence[Any],
+    settings: SQLSettings,
+    *,
+    store: Any,
+    model_key: Any,
+    parallel: int | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], float]:
     """Each prompt's replies ({"replies": [...], "completion_tokens": n}), stored as they finish.
 
     Greedy prompts go through the engine as one batch; sampled ones one prompt at a time,
@@ -81,8 +94,10 @@ def generate_replies(llm: Any, messages: Sequence[Any], settings: SQLSettings, *
         for i in todo:
             seed = question_seed(settings.seed, repr(messages[i]))
             got = sorted(_replies(llm, [messages[i]] * settings.samples, parallel, seed=seed, **options))
-            results[i] = {"replies": [text for _, text, _ in got],
-                          "completion_tokens": sum(stats.completion_tokens for _, _, stats in got)}
+            results[i] = {
+                "replies": [text for _, text, _ in got],
+                "completion_tokens": sum(stats.completion_tokens for _, _, stats in got),
+            }
             _save(store, keys[i], results[i])
             if advance:
                 advance(1)
@@ -125,9 +140,17 @@ def score(checker: SQLChecker, questions: Sequence[Any], replies: Sequence[dict[
     for q, got in zip(questions, replies):
         chosen, voted = choose_answer(checker, q.question, got["replies"])
         check: Check = checker(Task(q.question, q.sql, q.source), got["replies"][chosen])
-        row = {"source": q.source, "question": q.question, "reference": q.sql, "prediction": check.answer,
-               "status": check.status, "reason": check.reason, "matched": check.passed,
-               "executed": check.executed, "reply": got["replies"][chosen]}
+        row = {
+            "source": q.source,
+            "question": q.question,
+            "reference": q.sql,
+            "prediction": check.answer,
+            "status": check.status,
+            "reason": check.reason,
+            "matched": check.passed,
+            "executed": check.executed,
+            "reply": got["replies"][chosen],
+        }
         if voted:
             row["vote"] = voted
         rows.append(row)
@@ -137,23 +160,36 @@ def score(checker: SQLChecker, questions: Sequence[Any], replies: Sequence[dict[
 def summary(rows: Sequence[dict[str, Any]], completion_tokens: int = 0, generation_s: float = 0.0) -> dict[str, Any]:
     n = len(rows)
     matched = sum(r["matched"] for r in rows)
-    return {"questions": n, "matched": matched, "accuracy": round(100 * matched / n, 2) if n else None,
-            "did_not_execute": sum(not r["executed"] for r in rows),
-            "completion_tokens": completion_tokens,
-            "tok_per_s": round(completion_tokens / generation_s, 2) if generation_s > 0 else None}
+    return {
+        "questions": n,
+        "matched": matched,
+        "accuracy": round(100 * matched / n, 2) if n else None,
+        "did_not_execute": sum(not r["executed"] for r in rows),
+        "completion_tokens": completion_tokens,
+        "tok_per_s": round(completion_tokens / generation_s, 2) if generation_s > 0 else None,
+    }
 
 
-def evaluate(llm: Any, checker: SQLChecker, questions: Sequence[Any], settings: SQLSettings, *, store: Any,
-             model_key: Any, parallel: int | None = None,
-             advance: Callable[[int], None] | None = None) -> dict[str, Any]:
+def evaluate(
+    llm: Any,
+    checker: SQLChecker,
+    questions: Sequence[Any],
+    settings: SQLSettings,
+    *,
+    store: Any,
+    model_key: Any,
+    parallel: int | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """{"summary": ..., "results": [...]} of one model (with its settings) on the questions."""
     from ..sql.prompt import sql_messages
     from ..store import result_key
 
     schema = schema_text(checker, settings)
     messages = [sql_messages(q.question, schema) for q in questions]
-    replies, seconds = generate_replies(llm, messages, settings, store=store, model_key=model_key,
-                                        parallel=parallel, advance=advance)
+    replies, seconds = generate_replies(
+        llm, messages, settings, store=store, model_key=model_key, parallel=parallel, advance=advance
+    )
     rows = score(checker, questions, replies)
     tokens = sum(r["completion_tokens"] for r in replies)
     # Throughput is known only from a call that generated every reply; it is stored for reruns.

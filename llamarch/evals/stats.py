@@ -15,11 +15,13 @@ def paired_difference(fixed: int, broken: int, items: int) -> dict[str, Any]:
     interval is the normal one for a paired difference of proportions.
     """
     changed = fixed + broken
-    tail = sum(math.comb(changed, i) for i in range(min(fixed, broken) + 1)) / 2 ** changed if changed else 1.0
+    tail = sum(math.comb(changed, i) for i in range(min(fixed, broken) + 1)) / 2**changed if changed else 1.0
     delta = (fixed - broken) / items if items else 0.0
     half_width = 1.96 * math.sqrt(max(changed - (fixed - broken) ** 2 / items, 0.0)) / items if items else 0.0
-    return {"mcnemar_exact_p": round(min(1.0, 2 * tail), 4),
-            "delta_95ci_points": [round(100 * (delta - half_width), 2), round(100 * (delta + half_width), 2)]}
+    return {
+        "mcnemar_exact_p": round(min(1.0, 2 * tail), 4),
+        "delta_95ci_points": [round(100 * (delta - half_width), 2), round(100 * (delta + half_width), 2)],
+    }
 
 
 def compare_paired(before: Sequence[bool], after: Sequence[bool]) -> dict[str, Any]:
@@ -29,7 +31,12 @@ def compare_paired(before: Sequence[bool], after: Sequence[bool]) -> dict[str, A
     n = len(before)
     fixed = sum(1 for b, a in zip(before, after) if a and not b)
     broken = sum(1 for b, a in zip(before, after) if b and not a)
-    return {"items": n, "before": round(100 * sum(before) / n, 2) if n else None,
-            "after": round(100 * sum(after) / n, 2) if n else None,
-            "delta_points": round(100 * (fixed - broken) / n, 2) if n else None,
-            "fixed": fixed, "broken": broken, **paired_difference(fixed, broken, n)}
+    return {
+        "items": n,
+        "before": round(100 * sum(before) / n, 2) if n else None,
+        "after": round(100 * sum(after) / n, 2) if n else None,
+        "delta_points": round(100 * (fixed - broken) / n, 2) if n else None,
+        "fixed": fixed,
+        "broken": broken,
+        **paired_difference(fixed, broken, n),
+    }

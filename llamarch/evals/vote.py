@@ -48,7 +48,14 @@ def vote(checks: Sequence[Check], has_reference: bool = False, min_votes: int = 
         return Vote((), "none", 0, 0, n, "no answer ran")
     voters = [i for i in executed if not checks[i].empty]
     if not voters:
-        return Vote((), "none", 0, len(executed), n, "every answer that ran found nothing (no rows, or a row of zeros and NULLs)")
+        return Vote(
+            (),
+            "none",
+            0,
+            len(executed),
+            n,
+            "every answer that ran found nothing (no rows, or a row of zeros and NULLs)",
+        )
     counts = Counter(checks[i].signature for i in voters)
     ranked = counts.most_common()
     top, size = ranked[0]

@@ -65,7 +65,23 @@ def fine_tune(
 
 
 __all__ = [
-    "SUPPORTED_ARCHITECTURES", "AdapterMismatchError", "BaseIdentity", "DataError", "FineTuned", "LoraConfig",
-    "TrainResult", "TrainingInterrupted", "adapter_base", "average_adapters", "check_gguf_adapter", "convert_gguf", "export_adapter",
-    "export_fused_gguf", "export_gguf_lora", "fine_tune", "has_checkpoint", "mlx_model_dir", "train_lora",
+    "SUPPORTED_ARCHITECTURES",
+    "AdapterMismatchError",
+    "BaseIdentity",
+    "DataError",
+    "FineTuned",
+    "LoraConfig",
+    "TrainResult",
+    "TrainingInterrupted",
+    "adapter_base",
+    "average_adapters",
+    "check_gguf_adapter",
+    "convert_gguf",
+    "export_adapter",
+    "export_fused_gguf",
+    "export_gguf_lora",
+    "fine_tune",
+    "has_checkpoint",
+    "mlx_model_dir",
+    "train_lora",
 ]

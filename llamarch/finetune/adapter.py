@@ -3,11 +3,23 @@ engines, which check an adapter's base before loading it. (Processes started bef
 still import them from here.)"""
 
 from ..identity import (
-    ADAPTER_META, AdapterMismatchError, adapter_base, check_adapter_base, check_gguf_adapter, gguf_identity_kv,
-    read_adapter_meta, write_json_atomic,
+    ADAPTER_META,
+    AdapterMismatchError,
+    adapter_base,
+    check_adapter_base,
+    check_gguf_adapter,
+    gguf_identity_kv,
+    read_adapter_meta,
+    write_json_atomic,
 )
 
 __all__ = [
-    "ADAPTER_META", "AdapterMismatchError", "adapter_base", "check_adapter_base", "check_gguf_adapter", "gguf_identity_kv",
-    "read_adapter_meta", "write_json_atomic",
+    "ADAPTER_META",
+    "AdapterMismatchError",
+    "adapter_base",
+    "check_adapter_base",
+    "check_gguf_adapter",
+    "gguf_identity_kv",
+    "read_adapter_meta",
+    "write_json_atomic",
 ]

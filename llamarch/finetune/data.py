@@ -161,7 +161,9 @@ def tokenize_example(tokenizer: Any, example: dict[str, Any], mask_prompt: bool)
     return Tokenized(tokens, 0)
 
 
-def tokenize_all(tokenizer: Any, examples: Sequence[dict[str, Any]], max_seq_length: int, mask_prompt: bool) -> TokenizedSet:
+def tokenize_all(
+    tokenizer: Any, examples: Sequence[dict[str, Any]], max_seq_length: int, mask_prompt: bool
+) -> TokenizedSet:
     """Tokenize, truncate to max_seq_length (counted), drop examples left with no answer."""
     items, truncated, dropped = [], 0, 0
     for example in examples:

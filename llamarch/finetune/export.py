@@ -31,10 +31,14 @@ def load_adapter(adapter_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dic
     weights_file = adapter_dir / "adapters.safetensors"
     config_file = adapter_dir / "adapter_config.json"
     if not weights_file.is_file() or not config_file.is_file():
-        raise ModelFileError(f"{adapter_dir} is not an adapter directory (needs adapters.safetensors and adapter_config.json)")
+        raise ModelFileError(
+            f"{adapter_dir} is not an adapter directory (needs adapters.safetensors and adapter_config.json)"
+        )
     config = json.loads(config_file.read_text())
     if config.get("fine_tune_type", "lora") != "lora":
-        raise LlamarchError(f"{adapter_dir}: only LoRA adapters can be exported (this one is {config.get('fine_tune_type')!r})")
+        raise LlamarchError(
+            f"{adapter_dir}: only LoRA adapters can be exported (this one is {config.get('fine_tune_type')!r})"
+        )
     return load_file(str(weights_file)), config, read_adapter_meta(adapter_dir)
 
 
@@ -67,7 +71,9 @@ def _write_gguf(writer: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def export_gguf_lora(adapter_dir: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None, *, outtype: str = "f32") -> Path:
+def export_gguf_lora(
+    adapter_dir: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None, *, outtype: str = "f32"
+) -> Path:
     """Write the adapter as a GGUF LoRA adapter for llama.cpp; return its path.
 
     Load it with `LLM(base_model, lora_path=path)` (or `Llama(model_path=base.gguf, lora_path=path)`).
@@ -148,7 +154,11 @@ def export_fused_gguf(
     reader = open_reader(Path(source["gguf"]))
     path = _out_path(adapter_dir, out_path, "-fused-f16.gguf")
     writer = gguf.GGUFWriter(path=None, arch=base.architecture)
-    _copy_metadata(writer, reader, skip={"general.architecture", "general.name", "general.file_type", "general.quantization_version"})
+    _copy_metadata(
+        writer,
+        reader,
+        skip={"general.architecture", "general.name", "general.file_type", "general.quantization_version"},
+    )
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     writer.add_string("general.name", f"{base.model} + {adapter_dir.name} (fused)")
     names = sorted(base_weights)
@@ -167,7 +177,9 @@ def export_fused_gguf(
     return path
 
 
-def export_adapter(adapter_dir: str | os.PathLike[str], to: str, out_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Path:
+def export_adapter(
+    adapter_dir: str | os.PathLike[str], to: str, out_path: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> Path:
     """`llamarch export`: dispatch on the target format."""
     if to == "gguf-lora":
         return export_gguf_lora(adapter_dir, out_path, **kwargs)

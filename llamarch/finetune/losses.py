@@ -47,7 +47,9 @@ def distill_loss(weight: float) -> Callable[..., Any]:
     tokens with weight x the cross-entropy against the teacher's top-k probabilities."""
     import mlx.core as mx
 
-    def loss(model: Any, inputs: Any, positions: Any, targets: Any, weights: Any, soft_ids: Any, soft_probs: Any) -> Any:
+    def loss(
+        model: Any, inputs: Any, positions: Any, targets: Any, weights: Any, soft_ids: Any, soft_probs: Any
+    ) -> Any:
         logits = answer_logits(model, inputs, positions).astype(mx.float32)
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
         hard = -mx.take_along_axis(logprobs, targets[:, None], axis=-1)[:, 0]

@@ -123,9 +123,7 @@ def compare(
     """Compare an MLX model + tokenizer with a llama.cpp backend on the same GGUF model."""
     import numpy as np
 
-    matches = sum(
-        tokenizer.encode(t, add_special_tokens=False) == backend.tokenize(t, special=True) for t in texts
-    )
+    matches = sum(tokenizer.encode(t, add_special_tokens=False) == backend.tokenize(t, special=True) for t in texts)
     report = ParityReport(matches, len(texts))
     eos = set(getattr(tokenizer, "eos_token_ids", ()) or ())
     for prompt in prompts:
@@ -135,9 +133,16 @@ def compare(
         agree = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), min(len(ours), len(ref)))
         a, b = llamacpp_logits(backend, ids), mlx_logits(model, ids)
         top2 = np.sort(a)[-2:]
-        report.prompts.append(PromptParity(
-            prompt, ours, ref, agree, float(np.abs(a - b).max()), float(top2[1] - top2[0]),
-        ))
+        report.prompts.append(
+            PromptParity(
+                prompt,
+                ours,
+                ref,
+                agree,
+                float(np.abs(a - b).max()),
+                float(top2[1] - top2[0]),
+            )
+        )
     return report
 
 

@@ -41,9 +41,14 @@ def items_digest(items: Sequence[Tokenized], teacher: str, k: int) -> str:
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
 
-def teacher_soft_targets(teacher: str, student_tokenizer: Any, sets: Sequence[Sequence[Tokenized]], k: int,
-                         cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
-                         ) -> list[list[tuple[Any, Any]]]:
+def teacher_soft_targets(
+    teacher: str,
+    student_tokenizer: Any,
+    sets: Sequence[Sequence[Tokenized]],
+    k: int,
+    cache_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[tuple[Any, Any]]]:
     """For each set of items, per item: (ids, probs), arrays of shape (trained positions, k),
     the teacher's k likeliest next tokens at each trained position, most likely first, and
     their probabilities renormalized to sum to 1. Stored in `cache_dir` and reused."""
@@ -58,29 +63,37 @@ def teacher_soft_targets(teacher: str, student_tokenizer: Any, sets: Sequence[Se
         flat = _compute(teacher, student_tokenizer, everything, k, flat, progress, save)
     out, start = [], 0
     for items in sets:
-        out.append(flat[start:start + len(items)])
+        out.append(flat[start : start + len(items)])
         start += len(items)
     assert all(ids.shape == probs.shape and ids.dtype == np.int32 for part in out for ids, probs in part)
     return out
 
 
-def _compute(teacher: str, student_tokenizer: Any, items: Sequence[Tokenized], k: int, done: list[tuple[Any, Any]],
-             progress: Callable[[int, int], None] | None,
-             save: Callable[[list[tuple[Any, Any]]], None] | None) -> list[tuple[Any, Any]]:
+def _compute(
+    teacher: str,
+    student_tokenizer: Any,
+    items: Sequence[Tokenized],
+    k: int,
+    done: list[tuple[Any, Any]],
+    progress: Callable[[int, int], None] | None,
+    save: Callable[[list[tuple[Any, Any]]], None] | None,
+) -> list[tuple[Any, Any]]:
     """The soft targets of `items`, continuing after the first len(done) (already computed);
     `save` is called with everything so far every SAVE_EVERY answers and at the end."""
-    from ..mlx_runtime import import_mlx, load_model
     from ..mlx_convert import mlx_model_dir
+    from ..mlx_runtime import import_mlx, load_model
 
     mx = import_mlx()
     model, tokenizer = load_model(mlx_model_dir(teacher))
     if vocabulary_digest(tokenizer) != vocabulary_digest(student_tokenizer):
-        raise LlamarchError(f"teacher {teacher} does not share the student's tokenizer, so its next-token "
-                            "probabilities cannot be its soft targets: choose a teacher of the same family, "
-                            "or train without distill_weight")
+        raise LlamarchError(
+            f"teacher {teacher} does not share the student's tokenizer, so its next-token "
+            "probabilities cannot be its soft targets: choose a teacher of the same family, "
+            "or train without distill_weight"
+        )
     model.eval()
     results = list(done)
-    for count, item in enumerate(items[len(done):], len(done) + 1):
+    for count, item in enumerate(items[len(done) :], len(done) + 1):
         results.append(top_k_targets(model, item, k))
         if save is not None and (count % SAVE_EVERY == 0 or count == len(items)):
             save(results)

@@ -24,7 +24,9 @@ from .export import load_adapter, lora_pairs
 def _same(what: str, values: Sequence[Any], dirs: Sequence[Path]) -> Any:
     i = next((i for i, v in enumerate(values) if v != values[0]), None)
     if i is not None:
-        raise LlamarchError(f"cannot average {dirs[0]} and {dirs[i]}: their {what} differ ({values[0]!r} vs {values[i]!r})")
+        raise LlamarchError(
+            f"cannot average {dirs[0]} and {dirs[i]}: their {what} differ ({values[0]!r} vs {values[i]!r})"
+        )
     return values[0]
 
 

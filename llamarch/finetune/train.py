@@ -68,12 +68,16 @@ class LoraConfig:
 
     def __post_init__(self) -> None:
         if self.alpha is not None and self.scale is not None and not math.isclose(self.alpha / self.rank, self.scale):
-            raise LlamarchError(f"give alpha or scale, not both (alpha {self.alpha} / rank {self.rank} != scale {self.scale})")
+            raise LlamarchError(
+                f"give alpha or scale, not both (alpha {self.alpha} / rank {self.rank} != scale {self.scale})"
+            )
         if self.rank < 1 or self.batch_size < 1 or self.max_seq_length < 2:
             raise LlamarchError("rank, batch size and max sequence length must be positive")
         if not 0 <= self.distill_weight <= 1 or self.distill_top_k < 1:
-            raise LlamarchError(f"distill_weight must be from 0 to 1 and distill_top_k at least 1 "
-                                f"(got {self.distill_weight} and {self.distill_top_k})")
+            raise LlamarchError(
+                f"distill_weight must be from 0 to 1 and distill_top_k at least 1 "
+                f"(got {self.distill_weight} and {self.distill_top_k})"
+            )
         self.targets = tuple(self.targets)
         unknown = [t for t in self.targets if t not in TARGETS and t not in TARGETS.values()]
         if unknown:
@@ -208,8 +212,11 @@ def soft_target_arrays(items: Sequence[Any], width: int, size: int) -> list[Any]
     return [soft_ids, soft_probs]
 
 
-def build_step(model: Any, optimizer: Any, loss: Callable[..., Any] = masked_loss,
-               ) -> tuple[Callable[..., Any], list[Any], Callable[..., Any]]:
+def build_step(
+    model: Any,
+    optimizer: Any,
+    loss: Callable[..., Any] = masked_loss,
+) -> tuple[Callable[..., Any], list[Any], Callable[..., Any]]:
     """A compiled training step `step(*batch) -> loss` (the batch as `batch_arrays` gives it), the
     state to evaluate after each step, and the loss function (for validation)."""
     from functools import partial
@@ -257,7 +264,9 @@ def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any]
         return json.loads(state_file.read_text())
     if (out / ADAPTER_META).exists() or state_file.exists():
         if not overwrite:
-            raise LlamarchError(f"{out} already holds an adapter: pass --resume to continue it, --overwrite to replace it, or another --out")
+            raise LlamarchError(
+                f"{out} already holds an adapter: pass --resume to continue it, --overwrite to replace it, or another --out"
+            )
         shutil.rmtree(out)
     return None
 
@@ -281,13 +290,18 @@ def train_lora(
     `config` fields (rank=16, iters=200, ...). Ctrl-C saves a checkpoint and raises
     TrainingInterrupted; `resume=True` continues from the last checkpoint.
     """
-    config = replace(config, **options) if config is not None and options else (config or LoraConfig.from_kwargs(**options))
+    config = (
+        replace(config, **options) if config is not None and options else (config or LoraConfig.from_kwargs(**options))
+    )
     out = Path(out_dir).expanduser()
     saved = _prepare_out_dir(out, resume, overwrite)
     if saved is not None:
         stored = LoraConfig(**{**saved["config"], "targets": tuple(saved["config"]["targets"])})
-        config = replace(stored, iters=config.iters if config.iters is not None else stored.iters,
-                         epochs=config.epochs if config.epochs is not None else stored.epochs)
+        config = replace(
+            stored,
+            iters=config.iters if config.iters is not None else stored.iters,
+            epochs=config.epochs if config.epochs is not None else stored.epochs,
+        )
     dataset = load_data(data, valid)
     spec = saved["model"] if saved is not None else model_spec(model)
     return _Run(spec, dataset, out, config, saved, progress).run()
@@ -296,7 +310,15 @@ def train_lora(
 class _Run:
     """One training run; split up so each part reads on its own."""
 
-    def __init__(self, spec: str, dataset: Dataset, out: Path, config: LoraConfig, saved: dict[str, Any] | None, progress: ProgressCallback | None):
+    def __init__(
+        self,
+        spec: str,
+        dataset: Dataset,
+        out: Path,
+        config: LoraConfig,
+        saved: dict[str, Any] | None,
+        progress: ProgressCallback | None,
+    ):
         self.spec, self.dataset, self.out, self.config, self.saved = spec, dataset, out, config, saved
         self.emit = progress or (lambda event: None)
 
@@ -322,20 +344,34 @@ class _Run:
         lora = {"rank": c.rank, "scale": c.lora_scale, "dropout": c.dropout, "keys": c.keys}
         linear_to_lora_layers(self.model, self.num_layers, lora)
         self.adapter_config = {
-            "fine_tune_type": "lora", "model": str(directory), "num_layers": self.num_layers,
-            "lora_parameters": lora, "learning_rate": c.learning_rate, "batch_size": c.batch_size,
-            "max_seq_length": c.max_seq_length, "mask_prompt": c.mask_prompt, "seed": c.seed,
+            "fine_tune_type": "lora",
+            "model": str(directory),
+            "num_layers": self.num_layers,
+            "lora_parameters": lora,
+            "learning_rate": c.learning_rate,
+            "batch_size": c.batch_size,
+            "max_seq_length": c.max_seq_length,
+            "mask_prompt": c.mask_prompt,
+            "seed": c.seed,
         }
         self.train_set = tokenize_all(self.tokenizer, self.dataset.train, c.max_seq_length, c.mask_prompt)
         self.valid_set = tokenize_all(self.tokenizer, self.dataset.valid, c.max_seq_length, c.mask_prompt)
         if not self.train_set.items:
-            raise LlamarchError(f"{self.dataset.source}: no example has answer tokens left within max_seq_length={c.max_seq_length}")
+            raise LlamarchError(
+                f"{self.dataset.source}: no example has answer tokens left within max_seq_length={c.max_seq_length}"
+            )
         self.batches = make_batches([len(t.tokens) for t in self.train_set.items], c.batch_size)
         self.total = c.total_steps(len(self.batches))
         self.optimizer = optim.Adam(learning_rate=c.learning_rate)
         self.optimizer.init(self.model.trainable_parameters())
-        self.result = TrainResult(self.out, 0, self.total, truncated=self.train_set.truncated,
-                                  dropped=self.train_set.dropped, base=self.identity)
+        self.result = TrainResult(
+            self.out,
+            0,
+            self.total,
+            truncated=self.train_set.truncated,
+            dropped=self.train_set.dropped,
+            base=self.identity,
+        )
         if c.teacher:
             self._attach_soft_targets()
         if self.saved is not None:
@@ -355,9 +391,14 @@ class _Run:
         sets = (self.train_set.items, self.valid_set.items)
         n = sum(map(len, sets))
         self.emit({"event": "teacher", "done": 0, "total": n, "teacher": c.teacher})
-        targets = teacher_soft_targets(c.teacher, self.tokenizer, sets, c.distill_top_k, self.out / CHECKPOINT_DIR,
-                                       lambda done, total: self.emit({"event": "teacher", "done": done, "total": total,
-                                                                      "teacher": c.teacher}))
+        targets = teacher_soft_targets(
+            c.teacher,
+            self.tokenizer,
+            sets,
+            c.distill_top_k,
+            self.out / CHECKPOINT_DIR,
+            lambda done, total: self.emit({"event": "teacher", "done": done, "total": total, "teacher": c.teacher}),
+        )
         for items, soft in zip(sets, targets):
             for item, pair in zip(items, soft):
                 item.soft = pair
@@ -379,15 +420,29 @@ class _Run:
         os.replace(tmp, ckpt / OPTIMIZER_FILE)
         r = self.result
         write_json_atomic(out / "adapter_config.json", self.adapter_config)
-        write_json_atomic(out / ADAPTER_META, {
-            "base": self.identity.to_dict(), "model_dir": str(self.model_dir), "config": _config_dict(self.config),
-            "steps": r.steps, "final_loss": r.final_loss, "finished": final,
-        })
-        write_json_atomic(ckpt / STATE_FILE, {
-            "model": self.spec, "config": _config_dict(self.config), "step": r.steps,
-            "train_losses": r.train_losses, "val_losses": r.val_losses, "trained_tokens": r.trained_tokens,
-            "seconds": r.seconds,
-        })
+        write_json_atomic(
+            out / ADAPTER_META,
+            {
+                "base": self.identity.to_dict(),
+                "model_dir": str(self.model_dir),
+                "config": _config_dict(self.config),
+                "steps": r.steps,
+                "final_loss": r.final_loss,
+                "finished": final,
+            },
+        )
+        write_json_atomic(
+            ckpt / STATE_FILE,
+            {
+                "model": self.spec,
+                "config": _config_dict(self.config),
+                "step": r.steps,
+                "train_losses": r.train_losses,
+                "val_losses": r.val_losses,
+                "trained_tokens": r.trained_tokens,
+                "seconds": r.seconds,
+            },
+        )
 
     def _restore(self) -> None:
         from mlx.utils import tree_map_with_path
@@ -425,8 +480,17 @@ class _Run:
     def run(self) -> TrainResult:
         self.setup()
         c, mx, r = self.config, self.mx, self.result
-        self.emit({"event": "start", "step": r.steps, "total": self.total, "examples": len(self.train_set.items),
-                   "truncated": r.truncated, "dropped": r.dropped, "adapter_dir": str(self.out)})
+        self.emit(
+            {
+                "event": "start",
+                "step": r.steps,
+                "total": self.total,
+                "examples": len(self.train_set.items),
+                "truncated": r.truncated,
+                "dropped": r.dropped,
+                "adapter_dir": str(self.out),
+            }
+        )
         self.model.train()
         window_loss, window_steps, window_tokens, window_time = 0.0, 0, 0, 0.0
         try:
@@ -449,9 +513,16 @@ class _Run:
                 report = r.steps % c.steps_per_report == 0 or r.steps == self.total
                 if report:
                     r.train_losses.append((r.steps, window_loss / window_steps))
-                self.emit({"event": "step", "step": r.steps, "total": self.total, "loss": loss.item(),
-                           "tokens_per_second": window_tokens / window_time if window_time else 0.0,
-                           "reported": report})
+                self.emit(
+                    {
+                        "event": "step",
+                        "step": r.steps,
+                        "total": self.total,
+                        "loss": loss.item(),
+                        "tokens_per_second": window_tokens / window_time if window_time else 0.0,
+                        "reported": report,
+                    }
+                )
                 if report:
                     window_loss, window_steps, window_tokens, window_time = 0.0, 0, 0, 0.0
                 if c.save_every > 0 and r.steps % c.save_every == 0 and r.steps < self.total:

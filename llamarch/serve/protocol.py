@@ -31,8 +31,16 @@ UNSUPPORTED = {  # parameter -> why it is refused rather than silently ignored
 class APIError(Exception):
     """An error answered to the client as `{"error": {"message", "type", "param", "code"}}`."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
         self.headers = headers or {}
@@ -233,7 +241,12 @@ class Reply:
         else:
             choice = {"index": 0, "text": text, "logprobs": None}
         choice["finish_reason"] = finish_reason(stats)
-        return {**self._envelope(False), "choices": [choice], "usage": usage_body(stats), "timings": timings_body(stats)}
+        return {
+            **self._envelope(False),
+            "choices": [choice],
+            "usage": usage_body(stats),
+            "timings": timings_body(stats),
+        }
 
     def event(self, text: str | None = None, finish: str | None = None, first: bool = False) -> dict[str, Any]:
         """One streamed event carrying `text` (and/or the finish reason)."""
@@ -255,8 +268,14 @@ class Reply:
 def model_list(model_id: str, n_ctx: int, backend: str, created: int) -> dict[str, Any]:
     return {
         "object": "list",
-        "data": [{
-            "id": model_id, "object": "model", "created": created, "owned_by": "llamarch",
-            "max_model_len": n_ctx, "meta": {"n_ctx": n_ctx, "backend": backend},
-        }],
+        "data": [
+            {
+                "id": model_id,
+                "object": "model",
+                "created": created,
+                "owned_by": "llamarch",
+                "max_model_len": n_ctx,
+                "meta": {"n_ctx": n_ctx, "backend": backend},
+            }
+        ],
     }

@@ -66,8 +66,13 @@ class ModelService:
         """Hold the model; 503 (retry later) when too many requests already wait for it."""
         with self._count_lock:
             if self._queued > self.max_waiting:
-                raise APIError(503, f"the server is busy ({self._queued - 1} requests are waiting): retry later",
-                               type="server_error", code="overloaded", headers={"Retry-After": "1"})
+                raise APIError(
+                    503,
+                    f"the server is busy ({self._queued - 1} requests are waiting): retry later",
+                    type="server_error",
+                    code="overloaded",
+                    headers={"Retry-After": "1"},
+                )
             self._queued += 1
         try:
             with self._model_lock:
@@ -126,20 +131,27 @@ class Handler(BaseHTTPRequestHandler):
                 traceback.print_exc()
             self._fail(APIError(500, f"internal error: {type(e).__name__}: {e}", type="server_error"))
         finally:
-            self.server.log(f'{self.client_address[0]} "{method} {path}" {self._status} '
-                            f"{time.perf_counter() - self._started:.2f}s {self._note}".rstrip())
+            self.server.log(
+                f'{self.client_address[0]} "{method} {path}" {self._status} '
+                f"{time.perf_counter() - self._started:.2f}s {self._note}".rstrip()
+            )
 
     def _route(self, method: str, path: str) -> str:
         bare = path.rstrip("/") or "/"
         if bare.startswith("/v1/"):
             bare = bare[3:]
         if bare not in ROUTES:
-            raise APIError(404, f"no route {path}: this server has /v1/models, /v1/chat/completions, "
-                           "/v1/completions, /tokenize, /detokenize, /health", code="not_found")
+            raise APIError(
+                404,
+                f"no route {path}: this server has /v1/models, /v1/chat/completions, "
+                "/v1/completions, /tokenize, /detokenize, /health",
+                code="not_found",
+            )
         wanted, name = ROUTES[bare]
         if method != wanted:
-            raise APIError(405, f"{path} takes {wanted}, not {method}", code="method_not_allowed",
-                           headers={"Allow": wanted})
+            raise APIError(
+                405, f"{path} takes {wanted}, not {method}", code="method_not_allowed", headers={"Allow": wanted}
+            )
         return name
 
     def _authorize(self, route: str) -> None:
@@ -148,8 +160,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise APIError(401, "invalid or missing API key: send 'Authorization: Bearer <key>'",
-                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+            raise APIError(
+                401,
+                "invalid or missing API key: send 'Authorization: Bearer <key>'",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def _read_json(self) -> Any:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -307,8 +323,9 @@ class Handler(BaseHTTPRequestHandler):
             raise APIError(400, str(e), param=param) from None
         except Exception as e:
             if req.options.json_schema is not None:
-                raise APIError(400, f"the response_format schema cannot be used: {type(e).__name__}: {e}",
-                               param="response_format") from None
+                raise APIError(
+                    400, f"the response_format schema cannot be used: {type(e).__name__}: {e}", param="response_format"
+                ) from None
             raise
 
     def _whole_reply(self, reply: Reply, req: ParsedRequest, chunks: Iterator[Chunk]) -> None:
@@ -370,8 +387,13 @@ class OpenAIServer(ThreadingHTTPServer):
     @property
     def service(self) -> ModelService:
         if self._service is None:
-            raise APIError(503, "the model is still loading: retry shortly", type="server_error",
-                           code="loading", headers={"Retry-After": "1"})
+            raise APIError(
+                503,
+                "the model is still loading: retry shortly",
+                type="server_error",
+                code="loading",
+                headers={"Retry-After": "1"},
+            )
         return self._service
 
     @property
@@ -394,8 +416,12 @@ def stderr_log(line: str) -> None:
     print(time.strftime("%H:%M:%S ") + line, file=sys.stderr, flush=True)
 
 
-def bind(host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None,
-         log: Callable[[str], None] | None = stderr_log) -> OpenAIServer:
+def bind(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api_key: str | None = None,
+    log: Callable[[str], None] | None = stderr_log,
+) -> OpenAIServer:
     """Listen on host:port (0 picks a free port) before any model is loaded, so a busy port fails fast."""
     try:
         return OpenAIServer(host, port, api_key, log)
@@ -407,9 +433,15 @@ def bind(host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None,
         raise LlamarchError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
-def make_server(backend: Backend, model_id: str, host: str = "127.0.0.1", port: int = 8080,
-                api_key: str | None = None, max_waiting: int = 64,
-                log: Callable[[str], None] | None = stderr_log) -> OpenAIServer:
+def make_server(
+    backend: Backend,
+    model_id: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api_key: str | None = None,
+    max_waiting: int = 64,
+    log: Callable[[str], None] | None = stderr_log,
+) -> OpenAIServer:
     """A server for `backend`; call `serve_forever()` to run it (on a thread, for embedding)."""
     server = bind(host, port, api_key, log)
     server.attach(backend, model_id, max_waiting)

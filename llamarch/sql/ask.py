@@ -34,13 +34,16 @@ RESAMPLES = 2  # replies sampled more when the retry repeats the failed query
 RESAMPLE_TEMPERATURE = 0.7
 RESAMPLE_SEED = 0  # their seed when the user gave none: a question is answered the same way each time
 SAME_QUERY = "the same query as the one that failed (not run again)"
-_WRITE_START = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|DROP|CREATE|ALTER|ATTACH|DETACH|VACUUM|PRAGMA|"
-                          r"REINDEX|ANALYZE|BEGIN|COMMIT)\b", re.IGNORECASE | re.MULTILINE)
+_WRITE_START = re.compile(
+    r"^\s*(INSERT|UPDATE|DELETE|REPLACE|DROP|CREATE|ALTER|ATTACH|DETACH|VACUUM|PRAGMA|"
+    r"REINDEX|ANALYZE|BEGIN|COMMIT)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 class EmptyQuestion(LlamarchError):
     def __init__(self) -> None:
-        super().__init__("empty question: ask something about the database, e.g. \"How many customers are there?\"")
+        super().__init__('empty question: ask something about the database, e.g. "How many customers are there?"')
 
 
 @dataclass
@@ -95,11 +98,15 @@ class Answer:
     def to_json(self) -> dict[str, Any]:
         """{question, sql, columns, rows, truncated, stats}: what `llamarch sql --json` prints."""
         r = self.result
-        return {"question": self.question, "sql": self.sql,
-                "columns": list(r.columns) if r else [],
-                "rows": [[json_value(v) for v in row] for row in r.rows] if r else [],
-                "truncated": bool(r and r.truncated), "stats": self.stats(),
-                **({"error": self.error} if self.error else {})}
+        return {
+            "question": self.question,
+            "sql": self.sql,
+            "columns": list(r.columns) if r else [],
+            "rows": [[json_value(v) for v in row] for row in r.rows] if r else [],
+            "truncated": bool(r and r.truncated),
+            "stats": self.stats(),
+            **({"error": self.error} if self.error else {}),
+        }
 
     def summary(self) -> str:
         """The answer in one line, for the store and the REPL: `12 rows`, or why none."""
@@ -135,7 +142,7 @@ def write_statement(reply: str) -> str | None:
     if m is None:
         return None
     lines = []
-    for line in reply[m.start():].splitlines():
+    for line in reply[m.start() :].splitlines():
         if not line.strip() or line.lstrip().startswith("```"):
             break
         lines.append(line)
@@ -174,10 +181,19 @@ Generate = Callable[[list[Any]], tuple[str, dict[str, Any] | None]]
 class Asker:
     """Questions about one database, answered by one model: the schema is read once."""
 
-    def __init__(self, llm: Any, conn: sqlite3.Connection, *, schema: str | None = None,
-                 schema_style: str = STUDENT_SCHEMA, max_rows: int = DEFAULT_ROWS,
-                 max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0, seed: int | None = None,
-                 time_budget_s: float = DEFAULT_TIME_BUDGET_S):
+    def __init__(
+        self,
+        llm: Any,
+        conn: sqlite3.Connection,
+        *,
+        schema: str | None = None,
+        schema_style: str = STUDENT_SCHEMA,
+        max_rows: int = DEFAULT_ROWS,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+    ):
         self.llm = llm
         self.conn = conn
         self.schema = describe(conn, style=schema_style) if schema is None else schema
@@ -186,8 +202,9 @@ class Asker:
         self.options = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
         self._tables: list[Table] | None = None
 
-    def generate(self, messages: list[Any], cancel: threading.Event | None = None,
-                 **overrides: Any) -> tuple[str, dict[str, Any] | None]:
+    def generate(
+        self, messages: list[Any], cancel: threading.Event | None = None, **overrides: Any
+    ) -> tuple[str, dict[str, Any] | None]:
         """The model's reply to `messages` and its stats (greedy at temperature 0);
         `overrides` (temperature, seed) replace the Asker's options for this reply."""
         from ..backends import GenerationOptions
@@ -218,8 +235,7 @@ class Asker:
         seed = self.options["seed"] if self.options["seed"] is not None else RESAMPLE_SEED
         return {"temperature": max(RESAMPLE_TEMPERATURE, self.options["temperature"] or 0.0), "seed": seed + n}
 
-    def ask(self, question: str, *, first_reply: str | None = None,
-            cancel: threading.Event | None = None) -> Answer:
+    def ask(self, question: str, *, first_reply: str | None = None, cancel: threading.Event | None = None) -> Answer:
         """Answer one question. `first_reply` stands in for the model's first reply (a hook
         for tests and scripts: the retry, if its query fails, is the model's own).
 
@@ -264,8 +280,10 @@ class Asker:
                 step.error = SAME_QUERY
                 if replies <= RESAMPLES:
                     continue
-                answer.error = (f"the query failed twice (the model wrote the same query again, {replies} times); "
-                                f"SQLite said: {failed.error} (the model's query: {one_line(sql, 100)})")
+                answer.error = (
+                    f"the query failed twice (the model wrote the same query again, {replies} times); "
+                    f"SQLite said: {failed.error} (the model's query: {one_line(sql, 100)})"
+                )
                 break
             try:
                 answer.result = self.run(sql)
@@ -281,8 +299,9 @@ class Asker:
                 failed = step
                 messages = repair_messages(messages, as_answer(sql), reason, hint=self.hint(reason, sql))
             else:
-                answer.error = (f"the query failed twice; SQLite said: {reason} "
-                                f"(the model's query: {one_line(sql, 100)})")
+                answer.error = (
+                    f"the query failed twice; SQLite said: {reason} (the model's query: {one_line(sql, 100)})"
+                )
                 break
         answer.seconds = time.perf_counter() - t0
         return answer
@@ -333,8 +352,9 @@ def read_distill_run(run_dir: str | Path) -> DistilledRun:
     if not isinstance(report, dict):
         raise LlamarchError(f"--from {d}: report.json is not a distill report: {hint}")
     if not report.get("adapter"):
-        raise LlamarchError(f"--from {d}: the run recorded no adapter (trained with --no-train?): "
-                            "train one, or pass --adapter A.gguf")
+        raise LlamarchError(
+            f"--from {d}: the run recorded no adapter (trained with --no-train?): train one, or pass --adapter A.gguf"
+        )
     adapter = d / report["adapter"]
     if not adapter.is_file():
         raise LlamarchError(f"--from {d}: its adapter {adapter} is missing: rerun the distill to write it")
@@ -342,8 +362,14 @@ def read_distill_run(run_dir: str | Path) -> DistilledRun:
     database = report.get("database")
     settings = report.get("settings") if isinstance(report.get("settings"), dict) else {}
     style = settings.get("student_schema") if settings.get("student_schema") in SCHEMA_STYLES else STUDENT_SCHEMA
-    return DistilledRun(d, adapter, str(student) if student else None, str(database) if database else None,
-                        style, trained_schema(d / "train.jsonl"))
+    return DistilledRun(
+        d,
+        adapter,
+        str(student) if student else None,
+        str(database) if database else None,
+        style,
+        trained_schema(d / "train.jsonl"),
+    )
 
 
 def trained_schema(train_file: Path) -> str | None:
@@ -360,7 +386,7 @@ def trained_schema(train_file: Path) -> str | None:
     if not isinstance(user, str) or INSTRUCTION not in user:
         return None
     context = user[: user.index(INSTRUCTION)]
-    return context[len("Database:\n"):].strip() if context.startswith("Database:\n") else ""
+    return context[len("Database:\n") :].strip() if context.startswith("Database:\n") else ""
 
 
 def schema_mismatch(run: DistilledRun, conn: sqlite3.Connection, db: str | Path) -> str | None:
@@ -376,13 +402,17 @@ def schema_mismatch(run: DistilledRun, conn: sqlite3.Connection, db: str | Path)
     if run.trained_schema is not None and run.trained_schema.strip() == current.strip():
         return None
     if run.database is None:
-        return f"warning: {run.dir}/report.json records no database: cannot check the adapter was trained on this schema"
+        return (
+            f"warning: {run.dir}/report.json records no database: cannot check the adapter was trained on this schema"
+        )
     recorded = Path(run.database)
     candidates = [recorded] if recorded.is_absolute() else [recorded, run.dir / recorded]
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
-        return (f"warning: the adapter was distilled on {run.database}, which is not found here: "
-                f"cannot check it has the schema of {db}")
+        return (
+            f"warning: the adapter was distilled on {run.database}, which is not found here: "
+            f"cannot check it has the schema of {db}"
+        )
     if found.resolve() == Path(db).resolve():
         same = True
     else:
@@ -397,9 +427,13 @@ def schema_mismatch(run: DistilledRun, conn: sqlite3.Connection, db: str | Path)
         finally:
             other.close()
     if not same:
-        return (f"warning: the adapter was distilled on {run.database}, whose schema differs from {db}'s: "
-                "its answers may name tables or columns that are not there")
+        return (
+            f"warning: the adapter was distilled on {run.database}, whose schema differs from {db}'s: "
+            "its answers may name tables or columns that are not there"
+        )
     if run.trained_schema is None:
         return None
-    return (f"warning: the adapter was trained on another description of this schema than llamarch writes now "
-            f"(the prompt changed since the run): rerun `llamarch distill --check sql --out {run.dir}` to retrain it")
+    return (
+        f"warning: the adapter was trained on another description of this schema than llamarch writes now "
+        f"(the prompt changed since the run): rerun `llamarch distill --check sql --out {run.dir}` to retrain it"
+    )

@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from .match import blank_out
 
 _QUERY_START = re.compile(r"\s*(SELECT|WITH)\b", re.IGNORECASE)
-_CTE = re.compile(r"\s*WITH\s+(RECURSIVE\s+)?\S+?(\s*\([^)]*\))?\s+AS\s*(NOT\s+)?(MATERIALIZED\s*)?\(",
-                  re.IGNORECASE)
+_CTE = re.compile(r"\s*WITH\s+(RECURSIVE\s+)?\S+?(\s*\([^)]*\))?\s+AS\s*(NOT\s+)?(MATERIALIZED\s*)?\(", re.IGNORECASE)
 _INLINE = re.compile(r"`((?:SELECT|WITH)\b[^`]+)`", re.IGNORECASE)
 _LEADING_COMMENTS = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*", re.DOTALL)
-_KEYWORDS = frozenset("""select with from where join inner left right cross full outer natural on using
+_KEYWORDS = frozenset(
+    """select with from where join inner left right cross full outer natural on using
 and or not group order having limit offset union intersect except as case when then else end in
 exists between like glob is null distinct all by asc desc values cast over partition window
-recursive""".split())
+recursive""".split()
+)
 _PROSE_START = re.compile(r"[A-Z][a-z']*(\s|$)")
 _UPPER_KEYWORD = re.compile(r"\b(?:FROM|WHERE|JOIN|ON|AS|AND|OR|GROUP|ORDER|BY|LIMIT|SELECT|HAVING)\b")
 
@@ -49,11 +50,11 @@ def _fenced_blocks(reply: str) -> Iterator[tuple[str, str]]:
         if lang.lower() in ("select", "with"):
             yield "", segment
         else:
-            yield lang.lower(), segment[m.end():] if m else segment
+            yield lang.lower(), segment[m.end() :] if m else segment
 
 
 def _starts_query(text: str) -> bool:
-    text = text[_LEADING_COMMENTS.match(text).end():]
+    text = text[_LEADING_COMMENTS.match(text).end() :]
     if not _QUERY_START.match(text):
         return False
     return not re.match(r"\s*WITH\b", text, re.IGNORECASE) or bool(_CTE.match(text))
@@ -71,7 +72,7 @@ def _first_statement(text: str) -> str | None:
 def _bare_query(reply: str) -> str | None:
     """A query written without a fence: from a line starting SELECT/WITH to `;`, prose or the end."""
     lines = reply.splitlines()
-    start = next((i for i, line in enumerate(lines) if _starts_query("\n".join(lines[i:i + 8]))), None)
+    start = next((i for i, line in enumerate(lines) if _starts_query("\n".join(lines[i : i + 8]))), None)
     if start is None:
         return None
     taken = [lines[start]]
@@ -81,7 +82,7 @@ def _bare_query(reply: str) -> str | None:
         if line.lstrip().startswith("```"):
             break
         if not line.strip():
-            following = next((x for x in lines[i + 1:] if x.strip()), None)
+            following = next((x for x in lines[i + 1 :] if x.strip()), None)
             if following is None or not _continues_sql(following):
                 break
         elif _is_prose(line):
@@ -99,8 +100,7 @@ def _first_word(line: str) -> str:
 def _continues_sql(line: str) -> bool:
     """A line after a blank line that still belongs to the query."""
     stripped = line.lstrip()
-    return (line[:1] in (" ", "\t") or stripped[:1] in "(),*'\"`[0123456789"
-            or _first_word(line) in _KEYWORDS)
+    return line[:1] in (" ", "\t") or stripped[:1] in "(),*'\"`[0123456789" or _first_word(line) in _KEYWORDS
 
 
 def _is_prose(line: str) -> bool:

@@ -25,13 +25,35 @@ PROGRESS_STEPS = 1000
 READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "index_info", "foreign_key_list"})
 _ALLOWED = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
 _ACTIONS = {
-    1: "CREATE INDEX", 2: "CREATE TABLE", 3: "CREATE TEMP INDEX", 4: "CREATE TEMP TABLE",
-    5: "CREATE TEMP TRIGGER", 6: "CREATE TEMP VIEW", 7: "CREATE TRIGGER", 8: "CREATE VIEW",
-    9: "DELETE", 10: "DROP INDEX", 11: "DROP TABLE", 12: "DROP TEMP INDEX", 13: "DROP TEMP TABLE",
-    14: "DROP TEMP TRIGGER", 15: "DROP TEMP VIEW", 16: "DROP TRIGGER", 17: "DROP VIEW",
-    18: "INSERT", 19: "PRAGMA", 22: "TRANSACTION", 23: "UPDATE", 24: "ATTACH", 25: "DETACH",
-    26: "ALTER TABLE", 27: "REINDEX", 28: "ANALYZE", 29: "CREATE VIRTUAL TABLE",
-    30: "DROP VIRTUAL TABLE", 32: "SAVEPOINT",
+    1: "CREATE INDEX",
+    2: "CREATE TABLE",
+    3: "CREATE TEMP INDEX",
+    4: "CREATE TEMP TABLE",
+    5: "CREATE TEMP TRIGGER",
+    6: "CREATE TEMP VIEW",
+    7: "CREATE TRIGGER",
+    8: "CREATE VIEW",
+    9: "DELETE",
+    10: "DROP INDEX",
+    11: "DROP TABLE",
+    12: "DROP TEMP INDEX",
+    13: "DROP TEMP TABLE",
+    14: "DROP TEMP TRIGGER",
+    15: "DROP TEMP VIEW",
+    16: "DROP TRIGGER",
+    17: "DROP VIEW",
+    18: "INSERT",
+    19: "PRAGMA",
+    22: "TRANSACTION",
+    23: "UPDATE",
+    24: "ATTACH",
+    25: "DETACH",
+    26: "ALTER TABLE",
+    27: "REINDEX",
+    28: "ANALYZE",
+    29: "CREATE VIRTUAL TABLE",
+    30: "DROP VIRTUAL TABLE",
+    32: "SAVEPOINT",
 }
 _SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"})
 _SCHEMA_WRITE = "CREATE, DROP or ALTER"
@@ -64,8 +86,7 @@ class _Authorizer:
     def __init__(self) -> None:
         self.refused: str | None = None
 
-    def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
-                 trigger: str | None) -> int:
+    def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
         if action in _ALLOWED:
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in _DENIED_FUNCTIONS:
@@ -107,8 +128,7 @@ def open_readonly(path: str | os.PathLike) -> sqlite3.Connection:
     if _wal_without_side_files(resolved):
         uri += "&immutable=1"  # reading must not leave -wal/-shm files next to a closed database
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               factory=ReadOnlyConnection)
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, factory=ReadOnlyConnection)
     except sqlite3.Error as e:
         raise DatabaseError(f"cannot open {p}: {e}: check the file's permissions") from None
     assert isinstance(conn, ReadOnlyConnection)
@@ -148,30 +168,33 @@ def _set_limits(conn: sqlite3.Connection) -> None:
 def _open_error(path: Path, e: sqlite3.Error) -> str:
     msg = str(e)
     if "not a database" in msg:
-        return (f"{path} is not an SQLite database (or it is encrypted): "
-                "pass a plain, unencrypted SQLite database file")
+        return f"{path} is not an SQLite database (or it is encrypted): pass a plain, unencrypted SQLite database file"
     if "locked" in msg or "busy" in msg:
-        return (f"database {path} is locked by another connection: "
-                "close the program that is writing to it and try again")
+        return f"database {path} is locked by another connection: close the program that is writing to it and try again"
     return f"cannot read database {path}: {' '.join(msg.split())}: check that it is a valid SQLite file"
 
 
-def run_query(conn: sqlite3.Connection, sql: str, *, time_budget_s: float = DEFAULT_TIME_BUDGET_S,
-              max_rows: int = DEFAULT_MAX_ROWS) -> QueryResult:
+def run_query(
+    conn: sqlite3.Connection,
+    sql: str,
+    *,
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> QueryResult:
     """Run one read-only statement; QueryFailed when it is refused, fails or takes too long."""
     if not isinstance(sql, str) or not sql.strip().strip(";").strip():
         raise QueryFailed("empty query: write one SELECT statement")
     return _execute(conn, sql, (), time_budget_s, max_rows)
 
 
-def introspect(conn: sqlite3.Connection, sql: str, params: Sequence = (),
-               time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> list[tuple]:
+def introspect(
+    conn: sqlite3.Connection, sql: str, params: Sequence = (), time_budget_s: float = DEFAULT_TIME_BUDGET_S
+) -> list[tuple]:
     """The guard's own schema queries (sqlite_master, PRAGMA table_info, ...), with parameters."""
     return list(_execute(conn, sql, params, time_budget_s, DEFAULT_MAX_ROWS).rows)
 
 
-def _execute(conn: sqlite3.Connection, sql: str, params: Sequence, time_budget_s: float,
-             max_rows: int) -> QueryResult:
+def _execute(conn: sqlite3.Connection, sql: str, params: Sequence, time_budget_s: float, max_rows: int) -> QueryResult:
     cur = conn.cursor()  # a closed connection or a wrong thread is a bug: let it raise
     cur.row_factory = None
     guard = getattr(conn, "authorizer", None)
@@ -205,12 +228,10 @@ def _execute(conn: sqlite3.Connection, sql: str, params: Sequence, time_budget_s
         conn.set_progress_handler(None, 0)
         cur.close()  # resets the statement: no read transaction stays open
     truncated = len(rows) > max_rows
-    return QueryResult(columns, tuple(tuple(r) for r in rows[:max_rows]), truncated,
-                       time.perf_counter() - start)
+    return QueryResult(columns, tuple(tuple(r) for r in rows[:max_rows]), truncated, time.perf_counter() - start)
 
 
-def _failure_reason(e: BaseException, sql: str, timed_out: bool, budget: float,
-                    guard: _Authorizer | None) -> str:
+def _failure_reason(e: BaseException, sql: str, timed_out: bool, budget: float, guard: _Authorizer | None) -> str:
     msg = " ".join(str(e).split())
     if timed_out:
         return f"took longer than {budget} s"

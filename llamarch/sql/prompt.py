@@ -11,19 +11,22 @@ import re
 from ..backends import Message
 
 SYSTEM = "You are an expert in SQLite. You answer questions about a database with one SQLite query."
-INSTRUCTION = ("Write one SQLite query that answers the question below. Reply with the query only, "
-               "in a ```sql block.")
+INSTRUCTION = "Write one SQLite query that answers the question below. Reply with the query only, in a ```sql block."
 STUDENT_SCHEMA_STYLES = ("compact", "ddl", "none")
 
-REPAIR = ("That query failed: {reason}\nWrite a corrected SQLite query for the same question. "
-          "Reply with the query only, in a ```sql block.")
+REPAIR = (
+    "That query failed: {reason}\nWrite a corrected SQLite query for the same question. "
+    "Reply with the query only, in a ```sql block."
+)
 
 
 def sql_messages(question: str, schema: str) -> list[Message]:
     """The chat messages that ask for a query answering `question` on a database described by `schema`."""
     context = f"Database:\n{schema.strip()}\n\n" if schema.strip() else ""
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"{context}{INSTRUCTION}\n\nQuestion: {question.strip()}"}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"{context}{INSTRUCTION}\n\nQuestion: {question.strip()}"},
+    ]
 
 
 def repair_messages(messages: list[Message], reply: str, reason: str, *, hint: str | None = None) -> list[Message]:
@@ -33,8 +36,7 @@ def repair_messages(messages: list[Message], reply: str, reason: str, *, hint: s
     follows the reason; without it the request is the same text as ever.
     """
     why = f"{reason}\n{hint.strip()}" if hint and hint.strip() else reason
-    return [*messages, {"role": "assistant", "content": reply},
-            {"role": "user", "content": REPAIR.format(reason=why)}]
+    return [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": REPAIR.format(reason=why)}]
 
 
 def as_answer(sql: str) -> str:

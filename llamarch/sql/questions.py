@@ -35,11 +35,13 @@ def _validator(require_sql: bool):
         if not isinstance(sql, str) or not sql.strip():
             return f'expected a non-empty "sql" string (the reference query), like {_SHAPE}'
         return None
+
     return validate
 
 
-def load_questions(path: str | os.PathLike, conn: sqlite3.Connection | None = None, *,
-                   require_sql: bool = False) -> list[Question]:
+def load_questions(
+    path: str | os.PathLike, conn: sqlite3.Connection | None = None, *, require_sql: bool = False
+) -> list[Question]:
     """The questions of a JSONL file; with conn, every reference query must run and return rows."""
     p = Path(path)
     if not p.is_file():
@@ -48,8 +50,7 @@ def load_questions(path: str | os.PathLike, conn: sqlite3.Connection | None = No
     try:
         for lineno, obj in read_jsonl(p, validate=_validator(require_sql)):
             sql = obj.get("sql")
-            questions.append(Question(obj["question"].strip(), sql.strip() if sql else None,
-                                      f"{p}:{lineno}"))
+            questions.append(Question(obj["question"].strip(), sql.strip() if sql else None, f"{p}:{lineno}"))
     except UnicodeDecodeError:
         raise LlamarchError(f"{p} is not UTF-8 text: save the questions file as UTF-8") from None
     if conn is not None:
@@ -67,5 +68,6 @@ def _check_reference(conn: sqlite3.Connection, q: Question) -> None:
     if not result.rows:
         raise LlamarchError(f"{q.source}: the reference SQL returns no rows: fix or remove that line")
     if result.truncated:
-        raise LlamarchError(f"{q.source}: the reference SQL returns more than {len(result.rows)} rows: "
-                            "fix or remove that line")
+        raise LlamarchError(
+            f"{q.source}: the reference SQL returns more than {len(result.rows)} rows: fix or remove that line"
+        )

@@ -12,8 +12,28 @@ from .guard import DatabaseError, QueryFailed, introspect, run_query
 SCHEMA_STYLES = ("compact", "ddl", "none")
 _USER_OBJECTS = "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_KEYWORDS = frozenset({"order", "group", "select", "from", "where", "table", "index", "key", "values",
-                       "by", "as", "join", "on", "limit", "check", "default", "transaction", "to"})
+_KEYWORDS = frozenset(
+    {
+        "order",
+        "group",
+        "select",
+        "from",
+        "where",
+        "table",
+        "index",
+        "key",
+        "values",
+        "by",
+        "as",
+        "join",
+        "on",
+        "limit",
+        "check",
+        "default",
+        "transaction",
+        "to",
+    }
+)
 
 
 @dataclass
@@ -52,16 +72,20 @@ def _read(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]
 
 def read_tables(conn: sqlite3.Connection) -> list[Table]:
     """The user tables (no sqlite_* ones), in sqlite_master order, with columns, keys and row counts."""
-    names = [r[0] for r in _read(
-        conn, f"SELECT name FROM sqlite_master WHERE type = 'table' AND {_USER_OBJECTS} ORDER BY rowid")]
+    names = [
+        r[0]
+        for r in _read(conn, f"SELECT name FROM sqlite_master WHERE type = 'table' AND {_USER_OBJECTS} ORDER BY rowid")
+    ]
     tables = []
     for name in names:
         q = quote_name(name)
         info = _read(conn, f"PRAGMA table_info({q})")  # cid, name, type, notnull, dflt, pk
         columns = [Column(r[1], r[2] or "", bool(r[5]), bool(r[3])) for r in info]
         order = {c.name: i for i, c in enumerate(columns)}
-        fks = sorted(_read(conn, f"PRAGMA foreign_key_list({q})"),  # id, seq, table, from, to, ...
-                     key=lambda r: (order.get(r[3], len(order)), r[0], r[1]))
+        fks = sorted(
+            _read(conn, f"PRAGMA foreign_key_list({q})"),  # id, seq, table, from, to, ...
+            key=lambda r: (order.get(r[3], len(order)), r[0], r[1]),
+        )
         foreign_keys = [(r[3], r[2], r[4] or "") for r in fks]
         try:
             rows = run_query(conn, f"SELECT count(*) FROM {q}").rows[0][0]
@@ -81,8 +105,11 @@ def _primary_key(table: Table | None) -> str:
 
 def ddl(conn: sqlite3.Connection) -> str:
     """The CREATE TABLE and CREATE VIEW statements, as stored, separated by blank lines."""
-    rows = _read(conn, "SELECT sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL "
-                       f"AND {_USER_OBJECTS} ORDER BY rowid")
+    rows = _read(
+        conn,
+        "SELECT sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL "
+        f"AND {_USER_OBJECTS} ORDER BY rowid",
+    )
     return "\n\n".join("\n".join(line.rstrip() for line in r[0].strip().splitlines()) for r in rows)
 
 
@@ -92,8 +119,16 @@ def compact_schema(tables: list[Table], foreign_keys: bool = True) -> str:
     for every prompt. (An `AlbumId->Album` notation was copied into queries by the 0.5B:
     `->` is an operator in SQLite.)"""
     lines = [f"{_display_name(t.name)}({', '.join(_display_name(c.name) for c in t.columns)})" for t in tables]
-    joins = [f"{_display_name(t.name)}.{_display_name(c)} = {_display_name(rt)}.{_display_name(rc)}"
-             for t in tables for c, rt, rc in t.foreign_keys if rc] if foreign_keys else []
+    joins = (
+        [
+            f"{_display_name(t.name)}.{_display_name(c)} = {_display_name(rt)}.{_display_name(rc)}"
+            for t in tables
+            for c, rt, rc in t.foreign_keys
+            if rc
+        ]
+        if foreign_keys
+        else []
+    )
     if joins:
         lines.append("Joins: " + ", ".join(joins))
     return "\n".join(lines)
@@ -127,8 +162,13 @@ def _is_text(declared: str) -> bool:
     return "INT" not in t and any(k in t for k in ("CHAR", "CLOB", "TEXT"))
 
 
-def distinct_values(conn: sqlite3.Connection, tables: list[Table], max_distinct: int = 25,
-                    max_len: int = 40, categorical_only: bool = True) -> dict[str, list[str]]:
+def distinct_values(
+    conn: sqlite3.Connection,
+    tables: list[Table],
+    max_distinct: int = 25,
+    max_len: int = 40,
+    categorical_only: bool = True,
+) -> dict[str, list[str]]:
     """For each short TEXT column with at most max_distinct values: its sorted non-null values.
 
     With categorical_only, a column qualifies only when its values repeat, or when it is in a
@@ -148,18 +188,25 @@ def distinct_values(conn: sqlite3.Connection, tables: list[Table], max_distinct:
     return found
 
 
-def _short_values(conn: sqlite3.Connection, t: Table, c: Column, max_distinct: int, max_len: int,
-                  must_repeat: bool) -> list[str] | None:
+def _short_values(
+    conn: sqlite3.Connection, t: Table, c: Column, max_distinct: int, max_len: int, must_repeat: bool
+) -> list[str] | None:
     q, table = quote_name(c.name), quote_name(t.name)
     try:
-        rows = run_query(conn, f"SELECT DISTINCT {q} FROM {table} WHERE {q} IS NOT NULL "
-                               f"LIMIT {max_distinct + 1}", time_budget_s=1.0).rows
+        rows = run_query(
+            conn, f"SELECT DISTINCT {q} FROM {table} WHERE {q} IS NOT NULL LIMIT {max_distinct + 1}", time_budget_s=1.0
+        ).rows
         values = [r[0] for r in rows]
-        if (not values or len(values) > max_distinct or any(isinstance(v, bytes) for v in values)
-                or any(len(str(v)) > max_len or "\n" in str(v) for v in values)):
+        if (
+            not values
+            or len(values) > max_distinct
+            or any(isinstance(v, bytes) for v in values)
+            or any(len(str(v)) > max_len or "\n" in str(v) for v in values)
+        ):
             return None
-        if must_repeat and run_query(conn, f"SELECT count({q}) FROM {table}",
-                                     time_budget_s=1.0).rows[0][0] <= len(values):
+        if must_repeat and run_query(conn, f"SELECT count({q}) FROM {table}", time_budget_s=1.0).rows[0][0] <= len(
+            values
+        ):
             return None
     except QueryFailed:
         return None
@@ -167,13 +214,18 @@ def _short_values(conn: sqlite3.Connection, t: Table, c: Column, max_distinct: i
 
 
 def _value_list(values: list[str]) -> str:
-    plain = [v if v.strip() == v and v and "," not in v else "'" + v.replace("'", "''") + "'"
-             for v in values]
+    plain = [v if v.strip() == v and v and "," not in v else "'" + v.replace("'", "''") + "'" for v in values]
     return ", ".join(plain)
 
 
-def describe(conn: sqlite3.Connection, *, style: str = "compact", sample_rows: int = 0,
-             distinct: bool = False, notes: str | None = None) -> str:
+def describe(
+    conn: sqlite3.Connection,
+    *,
+    style: str = "compact",
+    sample_rows: int = 0,
+    distinct: bool = False,
+    notes: str | None = None,
+) -> str:
     """The database described for a prompt: schema, then sample rows, short text values, notes."""
     if style not in SCHEMA_STYLES:
         raise LlamarchError(f"unknown schema style {style!r}: choose one of {', '.join(SCHEMA_STYLES)}")
@@ -188,8 +240,9 @@ def describe(conn: sqlite3.Connection, *, style: str = "compact", sample_rows: i
     if distinct:
         values = distinct_values(conn, tables)
         if values:
-            parts.append("Values of short text columns:\n"
-                         + "\n".join(f"{k}: {_value_list(v)}" for k, v in values.items()))
+            parts.append(
+                "Values of short text columns:\n" + "\n".join(f"{k}: {_value_list(v)}" for k, v in values.items())
+            )
     if notes and notes.strip():
         parts.append("Notes:\n" + notes.strip())
     return "\n\n".join(p for p in parts if p)
@@ -216,9 +269,29 @@ def query_aliases(sql: str) -> dict[str, str]:
     found = {}
     for m in _ALIASED.finditer(sql or ""):
         table, alias = _unquote(m.group("table")), _unquote(m.group("alias"))
-        if alias.upper() not in {"ON", "WHERE", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "NATURAL", "FULL",
-                                 "GROUP", "ORDER", "LIMIT", "USING", "UNION", "EXCEPT", "INTERSECT", "HAVING",
-                                 "WINDOW", "OUTER", "SELECT", "VALUES"}:
+        if alias.upper() not in {
+            "ON",
+            "WHERE",
+            "JOIN",
+            "INNER",
+            "LEFT",
+            "RIGHT",
+            "CROSS",
+            "NATURAL",
+            "FULL",
+            "GROUP",
+            "ORDER",
+            "LIMIT",
+            "USING",
+            "UNION",
+            "EXCEPT",
+            "INTERSECT",
+            "HAVING",
+            "WINDOW",
+            "OUTER",
+            "SELECT",
+            "VALUES",
+        }:
             found[alias.lower()] = table
     return found
 
@@ -244,8 +317,10 @@ def error_hint(tables: list[Table], reason: str, sql: str | None = None) -> str 
         if reason.startswith("ambiguous"):
             if not having:
                 return None
-            return (f"{col} is a column of {_names(having)}: write it with its table or alias "
-                    f"(e.g. {_display_name(having[0])}.{_display_name(col)}).")
+            return (
+                f"{col} is a column of {_names(having)}: write it with its table or alias "
+                f"(e.g. {_display_name(having[0])}.{_display_name(col)})."
+            )
         parts = []
         if qual is not None:
             aliases = query_aliases(sql or "")
@@ -264,7 +339,9 @@ def error_hint(tables: list[Table], reason: str, sql: str | None = None) -> str 
             columns = {f"{t.name}.{c.name}": c.name.lower() for t in tables for c in t.columns}
             close = difflib.get_close_matches(col.lower(), sorted(set(columns.values())), n=5, cutoff=0.6)
             similar = [q for c in close for q, name in columns.items() if name == c]
-            parts.append(f"No table has a column {col}" + (f"; similar columns: {_names(similar)}." if similar else "."))
+            parts.append(
+                f"No table has a column {col}" + (f"; similar columns: {_names(similar)}." if similar else ".")
+            )
         return " ".join(parts)
     if m := _NO_TABLE.match(reason):
         missing = _unquote(m.group("table"))

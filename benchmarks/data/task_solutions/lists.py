@@ -1,5 +1,6 @@
 """Reference solutions of the lists tasks in benchmarks/data/python_tasks.txt (each example is checked by
 tests/test_distill_humaneval_overlap.py). Data for the benchmark, not part of llamarch."""
+
 from collections import Counter, deque
 from itertools import combinations
 
@@ -195,7 +196,7 @@ def expand_range_text(text: str) -> list:
             continue
         if "-" in part[1:]:
             idx = part.index("-", 1)
-            lo, hi = int(part[:idx]), int(part[idx + 1:])
+            lo, hi = int(part[:idx]), int(part[idx + 1 :])
             nums.update(range(lo, hi + 1))
         else:
             nums.add(int(part))
@@ -213,7 +214,7 @@ def split_list_on(items: list, separator: object) -> list:
 
 
 def stepped_windows(items: list, size: int, step: int) -> list:
-    return [items[i:i + size] for i in range(0, len(items) - size + 1, step)]
+    return [items[i : i + size] for i in range(0, len(items) - size + 1, step)]
 
 
 def shortest_window_at_least(values: list, target: int) -> int:
@@ -253,7 +254,7 @@ def longest_equal_run(values: list) -> tuple:
 
 
 def distinct_per_window(values: list, k: int) -> list:
-    return [len(set(values[i:i + k])) for i in range(len(values) - k + 1)]
+    return [len(set(values[i : i + k])) for i in range(len(values) - k + 1)]
 
 
 def count_subarrays_with_sum(values: list, target: int) -> int:
@@ -354,8 +355,7 @@ def coverage_counts(intervals: list, points: list) -> list:
 
 def drop_covered_intervals(intervals: list) -> list:
     unique = sorted(set(intervals))
-    return [iv for iv in unique
-            if not any(o != iv and o[0] <= iv[0] and iv[1] <= o[1] for o in unique)]
+    return [iv for iv in unique if not any(o != iv and o[0] <= iv[0] and iv[1] <= o[1] for o in unique)]
 
 
 def sort_records_by(records: list, field: str) -> list:
@@ -379,8 +379,7 @@ def smallest_missing_positive(values: list) -> int:
 
 
 def peak_indices(values: list) -> list:
-    return [i for i in range(1, len(values) - 1)
-            if values[i] > values[i - 1] and values[i] > values[i + 1]]
+    return [i for i in range(1, len(values) - 1) if values[i] > values[i - 1] and values[i] > values[i + 1]]
 
 
 def search_rotated(values: list, target: int) -> int:
@@ -403,12 +402,11 @@ def search_rotated(values: list, target: int) -> int:
 
 
 def smaller_to_the_right(values: list) -> list:
-    return [sum(1 for w in values[i + 1:] if w < v) for i, v in enumerate(values)]
+    return [sum(1 for w in values[i + 1 :] if w < v) for i, v in enumerate(values)]
 
 
 def three_way_partition(values: list, pivot: int) -> list:
-    return ([v for v in values if v < pivot] + [v for v in values if v == pivot]
-            + [v for v in values if v > pivot])
+    return [v for v in values if v < pivot] + [v for v in values if v == pivot] + [v for v in values if v > pivot]
 
 
 def place_at_indices(items: list, indices: list) -> list:
@@ -443,7 +441,7 @@ def next_arrangement(values: list) -> list:
     while a[j] <= a[i]:
         j -= 1
     a[i], a[j] = a[j], a[i]
-    a[i + 1:] = reversed(a[i + 1:])
+    a[i + 1 :] = reversed(a[i + 1 :])
     return a
 
 
@@ -461,8 +459,12 @@ def life_step(grid: list) -> list:
     for r in range(rows):
         row = []
         for c in range(cols):
-            n = sum(grid[rr][cc] for rr in range(r - 1, r + 2) for cc in range(c - 1, c + 2)
-                    if (rr, cc) != (r, c) and 0 <= rr < rows and 0 <= cc < cols)
+            n = sum(
+                grid[rr][cc]
+                for rr in range(r - 1, r + 2)
+                for cc in range(c - 1, c + 2)
+                if (rr, cc) != (r, c) and 0 <= rr < rows and 0 <= cc < cols
+            )
             row.append(1 if n == 3 or (grid[r][c] == 1 and n == 2) else 0)
         out.append(row)
     return out
@@ -519,15 +521,14 @@ def anti_diagonals(matrix: list) -> list:
 
 
 def is_toeplitz(matrix: list) -> bool:
-    return all(matrix[r][c] == matrix[r - 1][c - 1]
-               for r in range(1, len(matrix)) for c in range(1, len(matrix[r])))
+    return all(matrix[r][c] == matrix[r - 1][c - 1] for r in range(1, len(matrix)) for c in range(1, len(matrix[r])))
 
 
 def reshape_matrix(matrix: list, rows: int, cols: int) -> list:
     flat = [v for row in matrix for v in row]
     if len(flat) != rows * cols:
         return matrix
-    return [flat[i * cols:(i + 1) * cols] for i in range(rows)]
+    return [flat[i * cols : (i + 1) * cols] for i in range(rows)]
 
 
 def region_sum(matrix: list, top: int, left: int, bottom: int, right: int) -> int:
@@ -602,8 +603,9 @@ def tic_tac_toe_winner(board: list) -> str:
 def is_latin_square(grid: list) -> bool:
     n = len(grid)
     want = set(range(1, n + 1))
-    return (all(len(row) == n and set(row) == want for row in grid)
-            and all({row[c] for row in grid} == want for c in range(n)))
+    return all(len(row) == n and set(row) == want for row in grid) and all(
+        {row[c] for row in grid} == want for c in range(n)
+    )
 
 
 def mine_counts(board: list) -> list:
@@ -614,16 +616,22 @@ def mine_counts(board: list) -> list:
             if ch == "*":
                 line += "*"
             else:
-                n = sum(1 for rr in range(r - 1, r + 2) for cc in range(c - 1, c + 2)
-                        if 0 <= rr < len(board) and 0 <= cc < len(board[rr]) and board[rr][cc] == "*")
+                n = sum(
+                    1
+                    for rr in range(r - 1, r + 2)
+                    for cc in range(c - 1, c + 2)
+                    if 0 <= rr < len(board) and 0 <= cc < len(board[rr]) and board[rr][cc] == "*"
+                )
                 line += str(n)
         out.append(line)
     return out
 
 
 def block_sums(matrix: list, k: int) -> list:
-    return [[sum(matrix[r][c] for r in range(br, br + k) for c in range(bc, bc + k))
-             for bc in range(0, len(matrix[0]), k)] for br in range(0, len(matrix), k)]
+    return [
+        [sum(matrix[r][c] for r in range(br, br + k) for c in range(bc, bc + k)) for bc in range(0, len(matrix[0]), k)]
+        for br in range(0, len(matrix), k)
+    ]
 
 
 def from_sparse(cells: dict, rows: int, cols: int) -> list:
@@ -688,7 +696,7 @@ def browser_history(operations: list) -> str:
     pages, pos = ["home"], 0
     for op in operations:
         if op[0] == "visit":
-            pages = pages[:pos + 1] + [op[1]]
+            pages = pages[: pos + 1] + [op[1]]
             pos += 1
         elif op[0] == "back":
             pos = max(0, pos - op[1])
@@ -868,7 +876,7 @@ def split_evenly(items: list, parts: int) -> list:
 
 def find_sublist(haystack: list, needle: list) -> int:
     for i in range(len(haystack) - len(needle) + 1):
-        if haystack[i:i + len(needle)] == needle:
+        if haystack[i : i + len(needle)] == needle:
             return i
     return -1
 
@@ -922,6 +930,7 @@ def longest_mountain(values: list) -> int:
 def depth_weighted_sum(items: list) -> int:
     def walk(lst, depth):
         return sum(walk(x, depth + 1) if isinstance(x, list) else x * depth for x in lst)
+
     return walk(items, 1)
 
 
@@ -955,8 +964,11 @@ def local_minima_cells(grid: list) -> list:
     out = []
     for r, row in enumerate(grid):
         for c, v in enumerate(row):
-            around = [grid[rr][cc] for rr, cc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1))
-                      if 0 <= rr < len(grid) and 0 <= cc < len(grid[rr])]
+            around = [
+                grid[rr][cc]
+                for rr, cc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1))
+                if 0 <= rr < len(grid) and 0 <= cc < len(grid[rr])
+            ]
             if all(v < a for a in around):
                 out.append((r, c))
     return out
@@ -1011,7 +1023,7 @@ def shift_grid(grid: list, k: int) -> list:
     k %= len(flat)
     flat = flat[-k:] + flat[:-k] if k else flat
     cols = len(grid[0])
-    return [flat[i:i + cols] for i in range(0, len(flat), cols)]
+    return [flat[i : i + cols] for i in range(0, len(flat), cols)]
 
 
 def alternate_signs(values: list) -> list:

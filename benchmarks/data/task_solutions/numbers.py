@@ -1,8 +1,8 @@
 """Reference solutions of the numbers tasks in benchmarks/data/python_tasks.txt (each example is checked by
 tests/test_distill_humaneval_overlap.py). Data for the benchmark, not part of llamarch."""
+
 from collections import Counter, deque
 from math import gcd, isqrt
-import heapq
 
 
 def factorial_trailing_zeros(n: int) -> int:
@@ -123,7 +123,7 @@ def multiply_decimal_strings(a: str, b: str) -> str:
 
 def round_significant(n: int, digits: int) -> int:
     drop = max(len(str(n)) - digits, 0)
-    unit = 10 ** drop
+    unit = 10**drop
     return (n + unit // 2) // unit * unit if drop else n
 
 
@@ -236,7 +236,7 @@ def clock_hand_angle(hour: int, minute: int) -> float:
 
 
 def gray_code(bits: int) -> list:
-    return [i ^ (i >> 1) for i in range(2 ** bits)]
+    return [i ^ (i >> 1) for i in range(2**bits)]
 
 
 def reverse_bits(n: int, width: int) -> int:
@@ -475,7 +475,7 @@ def permutation_rank(values: list) -> int:
     for i in range(1, n + 1):
         fact[i] = fact[i - 1] * i
     for i, v in enumerate(values):
-        smaller = sum(1 for w in values[i + 1:] if w < v)
+        smaller = sum(1 for w in values[i + 1 :] if w < v)
         rank += smaller * fact[n - 1 - i]
     return rank
 
@@ -532,8 +532,7 @@ def max_rightward_path(grid: list) -> int:
     rows, cols = len(grid), len(grid[0])
     best = [grid[r][0] for r in range(rows)]
     for c in range(1, cols):
-        best = [grid[r][c] + max(best[rr] for rr in (r - 1, r, r + 1) if 0 <= rr < rows)
-                for r in range(rows)]
+        best = [grid[r][c] + max(best[rr] for rr in (r - 1, r, r + 1) if 0 <= rr < rows) for r in range(rows)]
     return max(best)
 
 
@@ -574,7 +573,7 @@ def decode_ways(digits: str) -> int:
         nxt = 0
         if digits[i] != "0":
             nxt += cur
-        if 10 <= int(digits[i - 1:i + 1]) <= 26:
+        if 10 <= int(digits[i - 1 : i + 1]) <= 26:
             nxt += prev
         prev, cur = cur, nxt
     return cur if digits else 0
@@ -894,16 +893,16 @@ def snakes_and_ladders(rolls: list, jumps: dict, size: int) -> int:
 def hanoi_moves(n: int, source: str, target: str, spare: str) -> list:
     if n == 0:
         return []
-    return (hanoi_moves(n - 1, source, spare, target) + [(source, target)]
-            + hanoi_moves(n - 1, spare, target, source))
+    return hanoi_moves(n - 1, source, spare, target) + [(source, target)] + hanoi_moves(n - 1, spare, target, source)
 
 
 def elementary_automaton(cells: str, rule: int, steps: int) -> str:
     state = [ch == "#" for ch in cells]
     for _ in range(steps):
         padded = [False] + state + [False]
-        state = [bool(rule >> (padded[i - 1] * 4 + padded[i] * 2 + padded[i + 1]) & 1)
-                 for i in range(1, len(padded) - 1)]
+        state = [
+            bool(rule >> (padded[i - 1] * 4 + padded[i] * 2 + padded[i + 1]) & 1) for i in range(1, len(padded) - 1)
+        ]
     return "".join("#" if alive else "." for alive in state)
 
 
@@ -961,8 +960,12 @@ def segments_intersect(a: tuple, b: tuple, c: tuple, d: tuple) -> bool:
     d1, d2, d3, d4 = cross(a, b, c), cross(a, b, d), cross(c, d, a), cross(c, d, b)
     if d1 * d2 < 0 and d3 * d4 < 0:
         return True
-    return ((d1 == 0 and on_segment(a, b, c)) or (d2 == 0 and on_segment(a, b, d))
-            or (d3 == 0 and on_segment(c, d, a)) or (d4 == 0 and on_segment(c, d, b)))
+    return (
+        (d1 == 0 and on_segment(a, b, c))
+        or (d2 == 0 and on_segment(a, b, d))
+        or (d3 == 0 and on_segment(c, d, a))
+        or (d4 == 0 and on_segment(c, d, b))
+    )
 
 
 def convex_hull(points: list) -> list:
@@ -988,8 +991,8 @@ def convex_hull(points: list) -> list:
 def count_axis_rectangles(points: list) -> int:
     point_set = set(points)
     count = 0
-    for (x1, y1) in points:
-        for (x2, y2) in points:
+    for x1, y1 in points:
+        for x2, y2 in points:
             if x1 < x2 and y1 < y2 and (x1, y2) in point_set and (x2, y1) in point_set:
                 count += 1
     return count
@@ -1001,7 +1004,7 @@ def max_points_on_line(points: list) -> int:
     best = 0
     for i, (x1, y1) in enumerate(points):
         slopes = Counter()
-        for (x2, y2) in points[i + 1:]:
+        for x2, y2 in points[i + 1 :]:
             dx, dy = x2 - x1, y2 - y1
             g = gcd(dx, dy)
             dx, dy = dx // g, dy // g
@@ -1015,8 +1018,7 @@ def max_points_on_line(points: list) -> int:
 
 def valid_square(p1: tuple, p2: tuple, p3: tuple, p4: tuple) -> bool:
     pts = [p1, p2, p3, p4]
-    dists = sorted((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2
-                   for i, a in enumerate(pts) for b in pts[i + 1:])
+    dists = sorted((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 for i, a in enumerate(pts) for b in pts[i + 1 :])
     return dists[0] > 0 and dists[0] == dists[3] and dists[4] == dists[5] == 2 * dists[0]
 
 
@@ -1038,8 +1040,9 @@ def rectangles_union_area(rectangles: list) -> int:
 
 
 def lattice_points_in_circle(radius: int) -> int:
-    return sum(1 for x in range(-radius, radius + 1) for y in range(-radius, radius + 1)
-               if x * x + y * y <= radius * radius)
+    return sum(
+        1 for x in range(-radius, radius + 1) for y in range(-radius, radius + 1) if x * x + y * y <= radius * radius
+    )
 
 
 def rotate_point_90(point: tuple, times: int) -> tuple:

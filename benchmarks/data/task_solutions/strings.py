@@ -1,5 +1,6 @@
 """Reference solutions of the strings tasks in benchmarks/data/python_tasks.txt (each example is checked by
 tests/test_distill_humaneval_overlap.py). Data for the benchmark, not part of llamarch."""
+
 import re
 
 
@@ -20,6 +21,7 @@ def format_template(template, values):
     def repl(m):
         key = m.group(1)
         return str(values[key]) if key in values else m.group(0)
+
     return re.sub(r"\{(\w+)\}", repl, template)
 
 
@@ -264,7 +266,7 @@ def parse_dotenv(text):
         if not line or line.startswith("#") or "=" not in line:
             continue
         if line.startswith("export "):
-            line = line[len("export "):]
+            line = line[len("export ") :]
         key, _, value = line.partition("=")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -300,8 +302,8 @@ def zero_pad_numbers(text, width):
 
 def natural_sort(names):
     def key(name):
-        return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
-                for part in re.findall(r"\d+|\D+", name)]
+        return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.findall(r"\d+|\D+", name)]
+
     return sorted(names, key=key)
 
 
@@ -310,7 +312,7 @@ def increment_string(text):
     if not m:
         return text + "1"
     digits = m.group()
-    return text[:m.start()] + str(int(digits) + 1).zfill(len(digits))
+    return text[: m.start()] + str(int(digits) + 1).zfill(len(digits))
 
 
 def parse_page_ranges(text):
@@ -360,7 +362,7 @@ def longest_unique_substring(text):
             start = last[ch] + 1
         last[ch] = i
         if i - start + 1 > len(best):
-            best = text[start:i + 1]
+            best = text[start : i + 1]
     return best
 
 
@@ -376,7 +378,7 @@ def word_distance(text, a, b):
 def char_ngrams(text, n):
     counts = {}
     for i in range(len(text) - n + 1):
-        gram = text[i:i + n]
+        gram = text[i : i + n]
         counts[gram] = counts.get(gram, 0) + 1
     return counts
 
@@ -471,6 +473,7 @@ def unescape_entities(text):
         if body.startswith("#") and body[1:].isdigit():
             return chr(int(body[1:]))
         return m.group(0)
+
     return re.sub(r"&(#?\w+);", repl, text)
 
 
@@ -566,8 +569,7 @@ def number_lines(text, start):
 
 def changed_line_numbers(a, b):
     la, lb = a.split("\n"), b.split("\n")
-    return [i + 1 for i in range(max(len(la), len(lb)))
-            if i >= len(la) or i >= len(lb) or la[i] != lb[i]]
+    return [i + 1 for i in range(max(len(la), len(lb))) if i >= len(la) or i >= len(lb) or la[i] != lb[i]]
 
 
 def first_repeated_word(text):
@@ -669,7 +671,7 @@ def steps_to_anagram(a, b):
 def word_break(text, words):
     ok = [True] + [False] * len(text)
     for end in range(1, len(text) + 1):
-        ok[end] = any(ok[end - len(w)] and text[end - len(w):end] == w for w in words if 0 < len(w) <= end)
+        ok[end] = any(ok[end - len(w)] and text[end - len(w) : end] == w for w in words if 0 < len(w) <= end)
     return ok[len(text)]
 
 
@@ -687,8 +689,9 @@ def word_positions(text):
 
 def grep_lines(text, word):
     word = word.lower()
-    return [n for n, line in enumerate(text.split("\n"), 1)
-            if word in [w.lower() for w in re.findall(r"[A-Za-z]+", line)]]
+    return [
+        n for n, line in enumerate(text.split("\n"), 1) if word in [w.lower() for w in re.findall(r"[A-Za-z]+", line)]
+    ]
 
 
 def parse_tag_attributes(text):
@@ -706,7 +709,7 @@ def parse_tag_attributes(text):
             j += 1
             if j < len(text) and text[j] == '"':
                 end = text.index('"', j + 1)
-                attrs[name] = text[j + 1:end]
+                attrs[name] = text[j + 1 : end]
                 j = end + 1
             else:
                 end = text.find(" ", j)
@@ -799,15 +802,14 @@ def expand_repeats(code):
 def split_fixed_width(record, widths):
     fields, pos = [], 0
     for w in widths:
-        fields.append(record[pos:pos + w].strip())
+        fields.append(record[pos : pos + w].strip())
         pos += w
     return fields
 
 
 def align_assignments(lines):
     width = max((line.index("=") for line in lines if "=" in line), default=0)
-    return [line[:line.index("=")].ljust(width) + line[line.index("="):] if "=" in line else line
-            for line in lines]
+    return [line[: line.index("=")].ljust(width) + line[line.index("=") :] if "=" in line else line for line in lines]
 
 
 def smallest_repeating_unit(text):
@@ -826,8 +828,9 @@ def is_interleaving(a, b, c):
             if i == 0 and j == 0:
                 ok[i][j] = True
             else:
-                ok[i][j] = ((i > 0 and ok[i - 1][j] and a[i - 1] == c[i + j - 1])
-                            or (j > 0 and ok[i][j - 1] and b[j - 1] == c[i + j - 1]))
+                ok[i][j] = (i > 0 and ok[i - 1][j] and a[i - 1] == c[i + j - 1]) or (
+                    j > 0 and ok[i][j - 1] and b[j - 1] == c[i + j - 1]
+                )
     return ok[len(a)][len(b)]
 
 
@@ -840,7 +843,7 @@ def normalize_email(email):
 def format_license_key(key, k):
     chars = key.replace("-", "").upper()
     first = len(chars) % k or k
-    groups = [chars[:first]] + [chars[i:i + k] for i in range(first, len(chars), k)]
+    groups = [chars[:first]] + [chars[i : i + k] for i in range(first, len(chars), k)]
     return "-".join(g for g in groups if g)
 
 
@@ -904,7 +907,7 @@ def count_extensions(filenames):
     counts = {}
     for name in filenames:
         dot = name.rfind(".")
-        ext = name[dot + 1:].lower() if dot > 0 else ""
+        ext = name[dot + 1 :].lower() if dot > 0 else ""
         counts[ext] = counts.get(ext, 0) + 1
     return counts
 
@@ -941,7 +944,7 @@ def progress_bar(fraction, width):
 def format_cents(cents):
     sign = "-" if cents < 0 else ""
     dollars, rest = divmod(abs(cents), 100)
-    return "%s$%s.%02d" % (sign, "{:,}".format(dollars), rest)
+    return "%s$%s.%02d" % (sign, f"{dollars:,}", rest)
 
 
 def reverse_complement(dna):

@@ -49,8 +49,14 @@ class StudentTeacher:
         self.teacher = teacher_llm if isinstance(teacher_llm, Teacher) else Teacher(teacher_llm)
         self.checker = get_checker(check) if check is not None else None
 
-    def verified_answer(self, query: str | Sequence[Message], reference: str | None = None, samples: int = 8,
-                        temperature: float = 0.7, seed: int = 0) -> tuple[str | None, Vote]:
+    def verified_answer(
+        self,
+        query: str | Sequence[Message],
+        reference: str | None = None,
+        samples: int = 8,
+        temperature: float = 0.7,
+        seed: int = 0,
+    ) -> tuple[str | None, Vote]:
         """The teacher's answer that execution agrees on: it samples `samples` answers, the
         checker runs each, and the vote picks (see `vote`). (None, vote) when none is accepted.
 
@@ -60,8 +66,9 @@ class StudentTeacher:
             raise LlamarchError("verified_answer needs a checker: StudentTeacher(student, teacher, check=...)")
         prompt = self.teacher.llm.messages_for(query) if isinstance(query, str) else list(query)
         question = query if isinstance(query, str) else PromptItem(tuple(query)).question
-        replies = self.teacher.llm.generate_batch([prompt] * samples, temperature=temperature, seed=seed,
-                                                  max_tokens=self.teacher.options.get("max_tokens"))
+        replies = self.teacher.llm.generate_batch(
+            [prompt] * samples, temperature=temperature, seed=seed, max_tokens=self.teacher.options.get("max_tokens")
+        )
         task = Task(question, reference)
         checks = [self.checker(task, r.text) for r in replies]
         outcome = vote(checks, has_reference=reference is not None)
@@ -79,8 +86,12 @@ class StudentTeacher:
         """Fine-tune the student on `data` (see `Student.fine_tune`)."""
         self.student.fine_tune(data)
 
-    def run(self, queries: Iterable[str | Sequence[Message] | PromptItem], parallel: int | None = None,
-            window: int | None = None) -> Iterator[RunItem]:
+    def run(
+        self,
+        queries: Iterable[str | Sequence[Message] | PromptItem],
+        parallel: int | None = None,
+        window: int | None = None,
+    ) -> Iterator[RunItem]:
         """Answer and judge many queries; yields one RunItem per query, in input order.
 
         Queries go through in windows (default: `parallel`, at least 4): the student answers
@@ -110,6 +121,19 @@ class StudentTeacher:
 
 
 __all__ = [
-    "MAX_LENGTH", "Check", "PromptItem", "Rubric", "RunItem", "Student", "StudentTeacher", "Task", "Teacher",
-    "VERDICT_SCHEMA", "Verdict", "Vote", "get_checker", "parse_verdict", "vote",
+    "MAX_LENGTH",
+    "Check",
+    "PromptItem",
+    "Rubric",
+    "RunItem",
+    "Student",
+    "StudentTeacher",
+    "Task",
+    "Teacher",
+    "VERDICT_SCHEMA",
+    "Verdict",
+    "Vote",
+    "get_checker",
+    "parse_verdict",
+    "vote",
 ]

@@ -110,11 +110,19 @@ def answer_key(identity: dict[str, Any], item: PromptItem, system: str | None, o
     return result_key("answer", identity, item.messages, system, options)
 
 
-def verdict_key(identity: dict[str, Any], rubric: Rubric, question: str, answer: str, options: dict[str, Any],
-                improve: bool = True) -> str:
+def verdict_key(
+    identity: dict[str, Any], rubric: Rubric, question: str, answer: str, options: dict[str, Any], improve: bool = True
+) -> str:
     """What a verdict depends on: the teacher, its rubric and settings, and what it saw."""
-    return result_key("verdict", identity, rubric.template, question[:MAX_LENGTH], answer[:MAX_LENGTH],
-                      options, VERDICT_SCHEMA if improve else SCORE_SCHEMA)
+    return result_key(
+        "verdict",
+        identity,
+        rubric.template,
+        question[:MAX_LENGTH],
+        answer[:MAX_LENGTH],
+        options,
+        VERDICT_SCHEMA if improve else SCORE_SCHEMA,
+    )
 
 
 class _Lazy:
@@ -135,8 +143,13 @@ class _Lazy:
             self._role = None
 
 
-def fill_from_store(store: Store, kind: str, keys: Sequence[str],
-                    compute: Callable[[list[int]], Iterator[tuple[int, Any]]], advance: Callable[[int], None]) -> list[Any]:
+def fill_from_store(
+    store: Store,
+    kind: str,
+    keys: Sequence[str],
+    compute: Callable[[list[int]], Iterator[tuple[int, Any]]],
+    advance: Callable[[int], None],
+) -> list[Any]:
     """The stored result for each key; the missing ones are computed, each stored as it comes.
 
     `compute(indices)` yields (position in indices, value) in any order. Equal keys are
@@ -155,8 +168,9 @@ def fill_from_store(store: Store, kind: str, keys: Sequence[str],
             try:
                 store.put_result(kind, key, value)
             except sqlite3.Error as e:  # a full disk, a store gone read-only
-                raise LlamarchError(f"could not save a result to {store.path} ({e}): fix that and rerun; "
-                                    "what was saved before is kept") from None
+                raise LlamarchError(
+                    f"could not save a result to {store.path} ({e}): fix that and rerun; what was saved before is kept"
+                ) from None
             for i in waiting[key]:
                 results[i] = value
             advance(len(waiting[key]))
@@ -180,9 +194,13 @@ class Distiller:
 
     def _open_student(self, adapter: Path | None = None) -> Student:
         cfg = self.cfg
-        engine = {**side_engine(cfg.student, cfg.student_backend, cfg.engine), **({"lora_path": adapter} if adapter else {})}
-        return Student(cfg.student, backend=cfg.student_backend, system=cfg.system,
-                       options=cfg.student_options(), **engine)
+        engine = {
+            **side_engine(cfg.student, cfg.student_backend, cfg.engine),
+            **({"lora_path": adapter} if adapter else {}),
+        }
+        return Student(
+            cfg.student, backend=cfg.student_backend, system=cfg.system, options=cfg.student_options(), **engine
+        )
 
     def _open_teacher(self) -> Teacher:
         cfg = self.cfg
@@ -230,9 +248,15 @@ class Distiller:
     def settings(self) -> dict[str, Any]:
         cfg = self.cfg
         return {
-            "min_score": cfg.min_score, "max_tokens": cfg.max_tokens, "judge_max_tokens": cfg.judge_max_tokens,
-            "temperature": cfg.temperature, "seed": cfg.seed, "eval_fraction": None if cfg.eval_prompts else cfg.eval_fraction,
-            "rubric": Path(self.rubric.source).name, "max_length": MAX_LENGTH, "system": cfg.system,
+            "min_score": cfg.min_score,
+            "max_tokens": cfg.max_tokens,
+            "judge_max_tokens": cfg.judge_max_tokens,
+            "temperature": cfg.temperature,
+            "seed": cfg.seed,
+            "eval_fraction": None if cfg.eval_prompts else cfg.eval_fraction,
+            "rubric": Path(self.rubric.source).name,
+            "max_length": MAX_LENGTH,
+            "system": cfg.system,
         }
 
     # --- (0) prompts ------------------------------------------------------------------
@@ -281,7 +305,9 @@ class Distiller:
 
     # --- (a) answers, (b) verdicts ------------------------------------------------------------
 
-    def answer(self, items: Sequence[PromptItem], student: _Lazy, identity: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    def answer(
+        self, items: Sequence[PromptItem], student: _Lazy, identity: dict[str, Any], label: str
+    ) -> list[dict[str, Any]]:
         """The student's answer to each prompt: {"text", "stats"}."""
         options = self.cfg.student_options()
         keys = [answer_key(identity, it, self.cfg.system, options) for it in items]
@@ -292,8 +318,9 @@ class Distiller:
 
         return self._phase(label, "answer", keys, compute)
 
-    def judge(self, items: Sequence[PromptItem], answers: Sequence[dict[str, Any]], label: str,
-              improve: bool = True) -> list[Verdict]:
+    def judge(
+        self, items: Sequence[PromptItem], answers: Sequence[dict[str, Any]], label: str, improve: bool = True
+    ) -> list[Verdict]:
         """The teacher's verdict on each answer (held-out ones need no improved answer)."""
         options = self.cfg.teacher_options()
         pairs = [(it.question, a["text"]) for it, a in zip(items, answers)]
@@ -306,7 +333,9 @@ class Distiller:
 
         return [Verdict.from_dict(v) for v in self._phase(label, "verdict", keys, compute)]
 
-    def _phase(self, label: str, kind: str, keys: list[str], compute: Callable[[list[int]], Iterator[tuple[int, Any]]]) -> list[Any]:
+    def _phase(
+        self, label: str, kind: str, keys: list[str], compute: Callable[[list[int]], Iterator[tuple[int, Any]]]
+    ) -> list[Any]:
         t = time.perf_counter()
         computed = 0
 
@@ -318,8 +347,12 @@ class Distiller:
 
         with self.ui.phase(label, len(keys)) as advance:
             results = fill_from_store(self.store, kind, keys, counting, advance)
-        self.timings[label] = {"items": len(keys), "computed": computed, "wall_s": round(time.perf_counter() - t, 3),
-                               "generation_s": round(sum(_seconds(r) for r in results), 3)}
+        self.timings[label] = {
+            "items": len(keys),
+            "computed": computed,
+            "wall_s": round(time.perf_counter() - t, 3),
+            "generation_s": round(sum(_seconds(r) for r in results), 3),
+        }
         return results
 
     # --- (c) training set, (d) training -----------------------------------------------------
@@ -329,13 +362,25 @@ class Distiller:
 
     def adapter(self, rows: list[dict[str, Any]]) -> Path | None:
         """The adapter to evaluate: the one given, the one trained before, or a new one."""
+
         def free_memory() -> None:
             self._teacher.close()  # training wants the memory
             self._student.close()
 
-        return run_adapter(self.store, self.out, self.cfg.adapter, self.cfg.train, rows, self.cfg.student, self.student_id,
-                           self.cfg.train_settings, self.ui, free_memory, self.timings,
-                           "no training examples (every verdict was invalid): training skipped")
+        return run_adapter(
+            self.store,
+            self.out,
+            self.cfg.adapter,
+            self.cfg.train,
+            rows,
+            self.cfg.student,
+            self.student_id,
+            self.cfg.train_settings,
+            self.ui,
+            free_memory,
+            self.timings,
+            "no training examples (every verdict was invalid): training skipped",
+        )
 
     # --- (e) held-out evaluation ------------------------------------------------------------
 
@@ -343,8 +388,12 @@ class Distiller:
         """Student (and student + adapter) on held-out prompts, both judged by the teacher."""
         if not held:
             return None
-        before = self.judge(held, self.answer(held, self._student, self.student_id, "held-out: student"),
-                            "held-out: student verdicts", improve=False)
+        before = self.judge(
+            held,
+            self.answer(held, self._student, self.student_id, "held-out: student"),
+            "held-out: student verdicts",
+            improve=False,
+        )
         after = None
         if adapter is not None:
             tuned = _Lazy(lambda: self._open_student(adapter))
@@ -368,9 +417,20 @@ def write_training_files(out: Path, rows: list[dict[str, Any]]) -> tuple[int, in
     return len(train), len(valid)
 
 
-def run_adapter(store: Store, out: Path, given: Path | None, train: bool, rows: list[dict[str, Any]], student: str,
-                student_id: dict[str, Any], train_settings: dict[str, Any], ui: Progress,
-                free_memory: Callable[[], None], timings: dict[str, Any], no_rows_warning: str) -> Path | None:
+def run_adapter(
+    store: Store,
+    out: Path,
+    given: Path | None,
+    train: bool,
+    rows: list[dict[str, Any]],
+    student: str,
+    student_id: dict[str, Any],
+    train_settings: dict[str, Any],
+    ui: Progress,
+    free_memory: Callable[[], None],
+    timings: dict[str, Any],
+    no_rows_warning: str,
+) -> Path | None:
     """The adapter a run evaluates: `given`, else the one trained before on the same files and
     settings (stored), else one trained now on DIR/train.jsonl; None with `train` off or no rows."""
     if given is not None:
@@ -382,7 +442,9 @@ def run_adapter(store: Store, out: Path, given: Path | None, train: bool, rows: 
     if not rows:
         ui.warn(no_rows_warning)
         return None
-    key = result_key("adapter", student_id, sha256_file(out / TRAIN_FILE), sha256_file(out / VALID_FILE), train_settings)
+    key = result_key(
+        "adapter", student_id, sha256_file(out / TRAIN_FILE), sha256_file(out / VALID_FILE), train_settings
+    )
     stored = store.get_result("adapter", key)
     if stored is not None:
         path = out / stored["path"]
@@ -400,13 +462,20 @@ def run_adapter(store: Store, out: Path, given: Path | None, train: bool, rows: 
 # --- pure helpers: training rows, scores, files -----------------------------------------
 
 
-def training_rows(items: Sequence[PromptItem], answers: Sequence[dict[str, Any]], verdicts: Sequence[Verdict],
-                  min_score: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def training_rows(
+    items: Sequence[PromptItem], answers: Sequence[dict[str, Any]], verdicts: Sequence[Verdict], min_score: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One chat row per prompt: the teacher's improved answer when the score is below
     `min_score`, else the student's own. Prompts without a valid verdict (or with a low
     score and no improved answer) are left out and counted."""
     rows: list[dict[str, Any]] = []
-    counts = {"rows": 0, "teacher_answers": 0, "student_answers": 0, "skipped_invalid_verdict": 0, "skipped_no_improvement": 0}
+    counts = {
+        "rows": 0,
+        "teacher_answers": 0,
+        "student_answers": 0,
+        "skipped_invalid_verdict": 0,
+        "skipped_no_improvement": 0,
+    }
     for item, answer, verdict in zip(items, answers, verdicts):
         if not verdict.valid or verdict.score is None:
             counts["skipped_invalid_verdict"] += 1
@@ -435,8 +504,11 @@ def score_summary(verdicts: Sequence[Verdict]) -> dict[str, Any]:
 
 def compare(held: Sequence[PromptItem], before: Sequence[Verdict], after: Sequence[Verdict] | None) -> dict[str, Any]:
     """Mean scores before and after, and win/tie/loss of after against before per prompt."""
-    result: dict[str, Any] = {"prompts": len(held), "before": score_summary(before),
-                              "after": score_summary(after) if after is not None else None}
+    result: dict[str, Any] = {
+        "prompts": len(held),
+        "before": score_summary(before),
+        "after": score_summary(after) if after is not None else None,
+    }
     items = []
     tally = {"win": 0, "tie": 0, "loss": 0, "unjudged": 0}
     for n, (item, b) in enumerate(zip(held, before)):
@@ -473,24 +545,36 @@ def format_report(report: dict[str, Any]) -> str:
     lines = []
     v = report["verdicts"]
     t = report["training_set"]
-    lines.append(f"verdicts on {v['count']} training prompts: mean score {_fmt(v['mean_score'])}, "
-                 f"{v['valid']} valid, {v['invalid']} invalid, {v['retried']} retried")
-    lines.append(f"training set: {t['rows']} rows ({t['teacher_answers']} improved by the teacher, "
-                 f"{t['student_answers']} the student's own; {t['skipped_invalid_verdict'] + t['skipped_no_improvement']} "
-                 f"left out) -> train.jsonl {t['train_rows']}, valid.jsonl {t['valid_rows']}")
+    lines.append(
+        f"verdicts on {v['count']} training prompts: mean score {_fmt(v['mean_score'])}, "
+        f"{v['valid']} valid, {v['invalid']} invalid, {v['retried']} retried"
+    )
+    lines.append(
+        f"training set: {t['rows']} rows ({t['teacher_answers']} improved by the teacher, "
+        f"{t['student_answers']} the student's own; {t['skipped_invalid_verdict'] + t['skipped_no_improvement']} "
+        f"left out) -> train.jsonl {t['train_rows']}, valid.jsonl {t['valid_rows']}"
+    )
     ev = report.get("evaluation")
     if not ev:
         lines.append("held-out evaluation: no held-out prompts")
         return "\n".join(lines)
-    rows = [("", "mean score", "valid verdicts"), ("student", _fmt(ev["before"]["mean_score"]), f"{ev['before']['valid']}/{ev['prompts']}")]
+    rows = [
+        ("", "mean score", "valid verdicts"),
+        ("student", _fmt(ev["before"]["mean_score"]), f"{ev['before']['valid']}/{ev['prompts']}"),
+    ]
     if ev["after"] is not None:
         rows.append(("student + adapter", _fmt(ev["after"]["mean_score"]), f"{ev['after']['valid']}/{ev['prompts']}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines.append(f"held-out evaluation on {ev['prompts']} prompts, judged by the teacher (no checker ran the answers):")
-    lines.extend("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows)
+    lines.extend(
+        "  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+        for r in rows
+    )
     if ev["after"] is not None:
-        lines.append(f"  adapter vs student: {ev['win']} win / {ev['tie']} tie / {ev['loss']} loss"
-                     + (f" ({ev['unjudged']} unjudged)" if ev["unjudged"] else ""))
+        lines.append(
+            f"  adapter vs student: {ev['win']} win / {ev['tie']} tie / {ev['loss']} loss"
+            + (f" ({ev['unjudged']} unjudged)" if ev["unjudged"] else "")
+        )
     else:
         lines.append("  (no adapter: run without --no-train, or give --adapter, to compare)")
     return "\n".join(lines)

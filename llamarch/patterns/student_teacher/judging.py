@@ -28,9 +28,16 @@ def judge_pairs(problems: Sequence[Problem], results: Sequence[ProblemResult]) -
     return [(build_prompt(p), r.completion) for p, r in zip(problems, results)]
 
 
-def judge_verdicts(store: Any, open_teacher: Callable[[], Any], teacher_identity: dict[str, Any], rubric: Any,
-                   options: dict[str, Any], pairs: Sequence[tuple[str, str]], parallel: int | None,
-                   advance: Callable[[int], None]) -> tuple[list[dict[str, Any]], int]:
+def judge_verdicts(
+    store: Any,
+    open_teacher: Callable[[], Any],
+    teacher_identity: dict[str, Any],
+    rubric: Any,
+    options: dict[str, Any],
+    pairs: Sequence[tuple[str, str]],
+    parallel: int | None,
+    advance: Callable[[int], None],
+) -> tuple[list[dict[str, Any]], int]:
     """(a verdict per pair, as `Verdict.to_dict()` plus its "seconds", how many were computed now).
 
     Verdicts are keyed by the teacher, `rubric`, `options` (what `open_teacher()` must

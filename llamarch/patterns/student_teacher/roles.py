@@ -61,7 +61,9 @@ class _Role:
 
     default_options: dict[str, Any] = {}
 
-    def __init__(self, llm: ModelLike, backend: str | None = None, options: dict[str, Any] | None = None, **engine: Any):
+    def __init__(
+        self, llm: ModelLike, backend: str | None = None, options: dict[str, Any] | None = None, **engine: Any
+    ):
         self.llm, self._owned = as_llm(llm, backend, **engine)
         self.options = {**self.default_options, **(options or {})}
 
@@ -84,8 +86,14 @@ class Student(_Role):
 
     default_options = STUDENT_OPTIONS
 
-    def __init__(self, llm: ModelLike, system: str | None = None, backend: str | None = None,
-                 options: dict[str, Any] | None = None, **engine: Any):
+    def __init__(
+        self,
+        llm: ModelLike,
+        system: str | None = None,
+        backend: str | None = None,
+        options: dict[str, Any] | None = None,
+        **engine: Any,
+    ):
         super().__init__(llm, backend, options, **engine)
         self.system = system
         self.engine = engine
@@ -103,7 +111,9 @@ class Student(_Role):
         """The student's answer to `query`."""
         return self.llm.respond(self.prompt_for(query), **self.options).text
 
-    def answer_many(self, queries: Sequence[str | Sequence[Message]], parallel: int | None = None) -> Iterator[tuple[int, Response]]:
+    def answer_many(
+        self, queries: Sequence[str | Sequence[Message]], parallel: int | None = None
+    ) -> Iterator[tuple[int, Response]]:
         """(index, reply) for each query, as each reply finishes (not necessarily in order)."""
         prompts = [self.prompt_for(q) for q in queries]
         return completed(self.llm.stream_batch(prompts, parallel=parallel, **self.options))
@@ -139,9 +149,15 @@ class Teacher(_Role):
 
     default_options = TEACHER_OPTIONS
 
-    def __init__(self, llm: ModelLike, evaluation_prompt: str = DEFAULT_EVALUATION_PROMPT,
-                 rubric: Rubric | str | os.PathLike[str] | None = None, backend: str | None = None,
-                 options: dict[str, Any] | None = None, **engine: Any):
+    def __init__(
+        self,
+        llm: ModelLike,
+        evaluation_prompt: str = DEFAULT_EVALUATION_PROMPT,
+        rubric: Rubric | str | os.PathLike[str] | None = None,
+        backend: str | None = None,
+        options: dict[str, Any] | None = None,
+        **engine: Any,
+    ):
         super().__init__(llm, backend, options, **engine)
         self.evaluation_prompt = evaluation_prompt
         self.rubric = rubric if isinstance(rubric, Rubric) else Rubric.load(rubric)
@@ -164,8 +180,9 @@ class Teacher(_Role):
             return verdict
         raise AssertionError("judge_many yielded nothing")
 
-    def judge_many(self, pairs: Sequence[tuple[str, str]], parallel: int | None = None,
-                   improve: bool = True) -> Iterator[tuple[int, Verdict, float]]:
+    def judge_many(
+        self, pairs: Sequence[tuple[str, str]], parallel: int | None = None, improve: bool = True
+    ) -> Iterator[tuple[int, Verdict, float]]:
         """(index, verdict, seconds) per (query, answer) pair, as each verdict is ready.
 
         `improve=False` skips the improved answer (a quicker verdict, for comparisons).
@@ -198,5 +215,8 @@ class Teacher(_Role):
     def _retry_prompt(self, prompt: Prompt, bad_reply: str) -> Prompt:
         if isinstance(prompt, str):  # a model without a chat template: ask afresh
             return prompt
-        return [*prompt, {"role": "assistant", "content": bad_reply[:MAX_LENGTH]},
-                {"role": "user", "content": RETRY_REQUEST}]
+        return [
+            *prompt,
+            {"role": "assistant", "content": bad_reply[:MAX_LENGTH]},
+            {"role": "user", "content": RETRY_REQUEST},
+        ]

@@ -60,19 +60,29 @@ def normalized(text: str) -> str:
 def parse_prompts(text: str) -> list[str]:
     """The prompt strings in the teacher's reply: its JSON list, else its list items."""
     try:
-        obj = json.JSONDecoder(strict=False).raw_decode(text[text.index("{"):])[0]
+        obj = json.JSONDecoder(strict=False).raw_decode(text[text.index("{") :])[0]
         found = obj.get("prompts") if isinstance(obj, dict) else None
         if isinstance(found, list):
             return [p.strip() for p in found if isinstance(p, str) and p.strip()]
     except (ValueError, json.JSONDecodeError):
         pass
-    items = (re.sub(r"^\s*(?:[-*]|\d+[.)])\s+", "", line) for line in text.splitlines() if re.match(r"^\s*(?:[-*]|\d+[.)])\s+", line))
+    items = (
+        re.sub(r"^\s*(?:[-*]|\d+[.)])\s+", "", line)
+        for line in text.splitlines()
+        if re.match(r"^\s*(?:[-*]|\d+[.)])\s+", line)
+    )
     return [item.strip() for item in items if item.strip()]
 
 
-def synthesize_prompts(teacher: LLM | Callable[[], LLM], topic: str, n: int, cache: Cache | None = None,
-                       advance: Callable[[int], None] | None = None, max_rounds: int | None = None,
-                       request: str = REQUEST) -> list[str]:
+def synthesize_prompts(
+    teacher: LLM | Callable[[], LLM],
+    topic: str,
+    n: int,
+    cache: Cache | None = None,
+    advance: Callable[[int], None] | None = None,
+    max_rounds: int | None = None,
+    request: str = REQUEST,
+) -> list[str]:
     """Up to `n` distinct prompts about `topic`, written by the teacher in rounds of a few.
 
     Each round shows the teacher the prompts so far, to steer it elsewhere, and samples
@@ -89,7 +99,9 @@ def synthesize_prompts(teacher: LLM | Callable[[], LLM], topic: str, n: int, cac
             break
         k = min(PER_ROUND, n - len(found))
         avoid = "".join(f"\n- {p}" for p in found[-15:])
-        asked = request.format(k=k, topic=topic, avoid=f"\nAlready written (write different ones):{avoid}" if avoid else "")
+        asked = request.format(
+            k=k, topic=topic, avoid=f"\nAlready written (write different ones):{avoid}" if avoid else ""
+        )
 
         def compute(asked: str = asked, k: int = k, seed: int = round_no) -> str:
             llm = teacher if isinstance(teacher, LLM) else teacher()
@@ -120,9 +132,14 @@ def sql_requests(context: str, tables: Sequence[Any], n: int) -> list[str]:
     return requests
 
 
-def synthesize_sql_questions(teacher: LLM | Callable[[], LLM], requests: Sequence[str], n: int,
-                             lookup: Callable[[str], str | None], save: Callable[[str, str], None],
-                             advance: Callable[[int], None] | None = None) -> list[str]:
+def synthesize_sql_questions(
+    teacher: LLM | Callable[[], LLM],
+    requests: Sequence[str],
+    n: int,
+    lookup: Callable[[str], str | None],
+    save: Callable[[str, str], None],
+    advance: Callable[[int], None] | None = None,
+) -> list[str]:
     """Up to `n` distinct questions from the teacher's replies to `requests` (see `sql_requests`).
 
     The requests missing from the store (`lookup`/`save`, keyed by request) are decoded

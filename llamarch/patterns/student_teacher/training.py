@@ -20,8 +20,12 @@ VALID_FRACTION = 0.1
 
 def chat_row(messages: Sequence[Mapping[str, str]], answer: str) -> dict[str, Any]:
     """One mlx-lm chat example: the prompt's messages, then the answer to learn."""
-    return {"messages": [*({"role": m["role"], "content": m["content"]} for m in messages),
-                         {"role": "assistant", "content": answer}]}
+    return {
+        "messages": [
+            *({"role": m["role"], "content": m["content"]} for m in messages),
+            {"role": "assistant", "content": answer},
+        ]
+    }
 
 
 def normalize_examples(data: Iterable[Any]) -> list[dict[str, Any]]:
@@ -65,9 +69,15 @@ def write_training_set(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLik
     return write_jsonl(out / TRAIN_FILE, train), write_jsonl(out / VALID_FILE, valid)
 
 
-def train_student_adapter(student: str, train_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                          settings: Mapping[str, Any] | None = None, *, run_key: str | None = None,
-                          progress: Callable[[dict[str, Any]], None] | None = None) -> Path:
+def train_student_adapter(
+    student: str,
+    train_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    settings: Mapping[str, Any] | None = None,
+    *,
+    run_key: str | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
     """LoRA-train `student` on `train_dir` (train.jsonl, valid.jsonl); returns a GGUF adapter.
 
     The training itself is `llamarch.finetune` (MLX LoRA on the student converted from
@@ -88,23 +98,41 @@ def train_student_adapter(student: str, train_dir: str | os.PathLike[str], out_d
         ) from None
     out = paths.ensure_dir(Path(out_dir))
     mlx_dir, key_file = out / "mlx-adapter", out / "run-key"
-    resume = (run_key is not None and finetune.has_checkpoint(mlx_dir)
-              and key_file.is_file() and key_file.read_text(encoding="utf-8") == run_key)
+    resume = (
+        run_key is not None
+        and finetune.has_checkpoint(mlx_dir)
+        and key_file.is_file()
+        and key_file.read_text(encoding="utf-8") == run_key
+    )
     if run_key is not None and not resume:
         key_file.write_text(run_key, encoding="utf-8")
-    result = finetune.train_lora(student, Path(train_dir), mlx_dir, resume=resume, overwrite=not resume,
-                                 progress=progress, **dict(settings or {}))
+    result = finetune.train_lora(
+        student,
+        Path(train_dir),
+        mlx_dir,
+        resume=resume,
+        overwrite=not resume,
+        progress=progress,
+        **dict(settings or {}),
+    )
     return Path(finetune.export_gguf_lora(result.adapter_dir, out / "adapter.gguf"))
 
 
-def fine_tune_student(student: str, data: Any, out_dir: str | os.PathLike[str] | None,
-                      settings: Mapping[str, Any] | None = None) -> Path:
+def fine_tune_student(
+    student: str, data: Any, out_dir: str | os.PathLike[str] | None, settings: Mapping[str, Any] | None = None
+) -> Path:
     """`Student.fine_tune`: write `data` as a training set (unless it is one already), train."""
-    out = Path(out_dir) if out_dir else paths.user_dir() / "adapters" / f"{Path(student).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (
+        Path(out_dir)
+        if out_dir
+        else paths.user_dir() / "adapters" / f"{Path(student).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     if isinstance(data, (str, os.PathLike)) and Path(data).is_dir():
         train_dir = Path(data)
         if not (train_dir / TRAIN_FILE).is_file():
-            raise LlamarchError(f"{train_dir} has no {TRAIN_FILE}: give a directory in mlx-lm's format or a list of examples")
+            raise LlamarchError(
+                f"{train_dir} has no {TRAIN_FILE}: give a directory in mlx-lm's format or a list of examples"
+            )
     else:
         rows = normalize_examples(data)
         if not rows:

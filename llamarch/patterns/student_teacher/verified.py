@@ -26,12 +26,22 @@ from ...errors import LlamarchError
 from ...evals.checkers import Check, SQLChecker, Task
 from ...evals.sql import SQLSettings, evaluate, generate_replies, schema_text
 from ...evals.stats import compare_paired
+from ...evals.vote import MIN_VOTES, Vote, pick, vote
 from ...jsonl import write_jsonl
 from ...store import Store, result_key
-from .distill import (REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, model_identity, run_adapter,
-                      side_engine, write_json, write_training_files)
+from .distill import (
+    REPORT_FILE,
+    STORE_FILE,
+    TIMINGS_FILE,
+    Progress,
+    _Lazy,
+    model_identity,
+    run_adapter,
+    side_engine,
+    write_json,
+    write_training_files,
+)
 from .training import chat_row
-from ...evals.vote import MIN_VOTES, Vote, pick, vote
 
 RECIPES = ("corrected", "verified")
 DEFAULT_RECIPE = "corrected"
@@ -74,9 +84,16 @@ class VerifiedConfig:
     def teacher_settings(self, samples: int | None = None) -> SQLSettings:
         k = self.samples if samples is None else samples
         notes = Path(self.teacher_context).read_text(encoding="utf-8") if self.teacher_context else None
-        return SQLSettings(schema="ddl", sample_rows=self.teacher_sample_rows, distinct=True, notes=notes,
-                           samples=k, temperature=self.sample_temperature if k > 1 else 0.0,
-                           max_tokens=self.max_tokens, seed=self.seed)
+        return SQLSettings(
+            schema="ddl",
+            sample_rows=self.teacher_sample_rows,
+            distinct=True,
+            notes=notes,
+            samples=k,
+            temperature=self.sample_temperature if k > 1 else 0.0,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+        )
 
 
 class VerifiedDistiller:
@@ -113,14 +130,18 @@ class VerifiedDistiller:
             try:
                 held = self.load_held_out()
                 train, overlap = self.load_training(held)
-                student = self.answer(train, self._student, self.student_id, self.cfg.student_settings(),
-                                      "student answers")
+                student = self.answer(
+                    train, self._student, self.student_id, self.cfg.student_settings(), "student answers"
+                )
                 self._student.close()
                 teacher = self.teacher_answers(train)
-                train, teacher, student, dropped = drop_result_overlap(train, teacher, student, self.held_signatures(held))
+                train, teacher, student, dropped = drop_result_overlap(
+                    train, teacher, student, self.held_signatures(held)
+                )
                 overlap["same_result"] = dropped
-                rows, counts = training_rows(self.cfg.recipe, train, student, teacher,
-                                             schema_text(self.checker, self.cfg.student_settings()))
+                rows, counts = training_rows(
+                    self.cfg.recipe, train, student, teacher, schema_text(self.checker, self.cfg.student_settings())
+                )
                 n_train, n_valid = self.write_training_set(rows)
                 adapter = self.adapter(rows)
                 evaluation = self.evaluate(held, adapter)
@@ -129,12 +150,21 @@ class VerifiedDistiller:
                 self._teacher.close()
                 self.checker.close()
         report = {
-            "check": "sql", "database": str(self.cfg.db), "student": self.cfg.student, "teacher": self.cfg.teacher,
-            "recipe": self.cfg.recipe, "judged_by": "execution",
-            "settings": {"samples": self.cfg.samples, "sample_temperature": self.cfg.sample_temperature,
-                         "min_votes": self.cfg.min_votes,
-                         "student_schema": self.cfg.student_schema, "teacher_sample_rows": self.cfg.teacher_sample_rows,
-                         "max_tokens": self.cfg.max_tokens, "seed": self.cfg.seed},
+            "check": "sql",
+            "database": str(self.cfg.db),
+            "student": self.cfg.student,
+            "teacher": self.cfg.teacher,
+            "recipe": self.cfg.recipe,
+            "judged_by": "execution",
+            "settings": {
+                "samples": self.cfg.samples,
+                "sample_temperature": self.cfg.sample_temperature,
+                "min_votes": self.cfg.min_votes,
+                "student_schema": self.cfg.student_schema,
+                "teacher_sample_rows": self.cfg.teacher_sample_rows,
+                "max_tokens": self.cfg.max_tokens,
+                "seed": self.cfg.seed,
+            },
             "questions": {"train": len(train), "held_out": len(held), "overlap_dropped": overlap},
             "training_set": {**counts, "train_rows": n_train, "valid_rows": n_valid},
             "adapter": os.path.relpath(adapter, self.out) if adapter else None,
@@ -193,9 +223,13 @@ class VerifiedDistiller:
 
         with self.ui.phase("teacher writes questions", len(requests)) as advance:
             texts = synthesize_sql_questions(
-                lambda: self._teacher.get(), requests, self.cfg.synthesize,
+                lambda: self._teacher.get(),
+                requests,
+                self.cfg.synthesize,
                 lookup=lambda q: self.store.get_result("synthesize", key(q)),
-                save=lambda q, text: self.store.put_result("synthesize", key(q), text), advance=advance)
+                save=lambda q, text: self.store.put_result("synthesize", key(q), text),
+                advance=advance,
+            )
         if len(texts) < self.cfg.synthesize:
             self.ui.warn(f"the teacher wrote {len(texts)} distinct questions of the {self.cfg.synthesize} asked for")
         write_jsonl(self.out / "questions.jsonl", ({"question": t} for t in texts))
@@ -208,8 +242,9 @@ class VerifiedDistiller:
 
     # --- answers ------------------------------------------------------------------------
 
-    def answer(self, questions: Sequence[Any], model: _Lazy, identity: dict[str, Any], settings: SQLSettings,
-               label: str) -> list[list[Check]]:
+    def answer(
+        self, questions: Sequence[Any], model: _Lazy, identity: dict[str, Any], settings: SQLSettings, label: str
+    ) -> list[list[Check]]:
         """Each question's replies, checked (against its reference when it has one)."""
         from ...sql.prompt import sql_messages
 
@@ -217,17 +252,28 @@ class VerifiedDistiller:
         messages = [sql_messages(q.question, schema) for q in questions]
         t = time.perf_counter()
         with self.ui.phase(label, len(questions)) as advance:
-            replies, seconds = generate_replies(_Deferred(model), messages, settings, store=self.store,
-                                                model_key=identity, parallel=self.cfg.parallel, advance=advance)
+            replies, seconds = generate_replies(
+                _Deferred(model),
+                messages,
+                settings,
+                store=self.store,
+                model_key=identity,
+                parallel=self.cfg.parallel,
+                advance=advance,
+            )
         self.timings[label] = {"wall_s": round(time.perf_counter() - t, 3), "generation_s": round(seconds, 3)}
-        return [[self.checker(Task(q.question, q.sql, q.source), r) for r in got["replies"]]
-                for q, got in zip(questions, replies)]
+        return [
+            [self.checker(Task(q.question, q.sql, q.source), r) for r in got["replies"]]
+            for q, got in zip(questions, replies)
+        ]
 
     def teacher_answers(self, questions: Sequence[Any]) -> list[tuple[Vote, list[Check]]]:
         """The teacher's K checked samples per question and the vote on them; a question
         where no sample ran gets one repair of its best sample, given the checker's reason."""
         settings = self.cfg.teacher_settings()
-        sampled = self.answer(questions, self._teacher, self.teacher_id, settings, f"teacher samples (K={settings.samples})")
+        sampled = self.answer(
+            questions, self._teacher, self.teacher_id, settings, f"teacher samples (K={settings.samples})"
+        )
         results = []
         broken = [i for i, checks in enumerate(sampled) if not any(c.executed for c in checks)]
         repaired = self.repair(questions, sampled, broken, settings) if broken else {}
@@ -235,14 +281,20 @@ class VerifiedDistiller:
             if i in repaired:
                 checks = [*checks, repaired[i]]
             outcome = vote(checks, has_reference=q.sql is not None, min_votes=self.cfg.min_votes)
-            if not outcome.verified and i in repaired and repaired[i].executed and not repaired[i].empty \
-                    and q.sql is None:
+            if (
+                not outcome.verified
+                and i in repaired
+                and repaired[i].executed
+                and not repaired[i].empty
+                and q.sql is None
+            ):
                 outcome = Vote((len(checks) - 1,), "repair", 1, 1, len(checks))
             results.append((outcome, checks))
         return results
 
-    def repair(self, questions: Sequence[Any], sampled: Sequence[list[Check]], broken: list[int],
-               settings: SQLSettings) -> dict[int, Check]:
+    def repair(
+        self, questions: Sequence[Any], sampled: Sequence[list[Check]], broken: list[int], settings: SQLSettings
+    ) -> dict[int, Check]:
         from ...sql.prompt import repair_messages, sql_messages
 
         schema = schema_text(self.checker, settings)
@@ -253,10 +305,19 @@ class VerifiedDistiller:
             messages.append(repair_messages(sql_messages(questions[i].question, schema), reply, best.reason))
         greedy = replace(settings, samples=1, temperature=0.0)
         with self.ui.phase("teacher repairs", len(broken)) as advance:
-            replies, _ = generate_replies(_Deferred(self._teacher), messages, greedy, store=self.store,
-                                          model_key=self.teacher_id, parallel=self.cfg.parallel, advance=advance)
-        return {i: self.checker(Task(questions[i].question, questions[i].sql), got["replies"][0])
-                for i, got in zip(broken, replies)}
+            replies, _ = generate_replies(
+                _Deferred(self._teacher),
+                messages,
+                greedy,
+                store=self.store,
+                model_key=self.teacher_id,
+                parallel=self.cfg.parallel,
+                advance=advance,
+            )
+        return {
+            i: self.checker(Task(questions[i].question, questions[i].sql), got["replies"][0])
+            for i, got in zip(broken, replies)
+        }
 
     # --- training -----------------------------------------------------------------------
 
@@ -268,9 +329,20 @@ class VerifiedDistiller:
             self._teacher.close()
             self._student.close()
 
-        return run_adapter(self.store, self.out, self.cfg.adapter, self.cfg.train, rows, self.cfg.student,
-                           self.student_id, self.cfg.train_settings, self.ui, free_memory, self.timings,
-                           "no verified training rows: training skipped")
+        return run_adapter(
+            self.store,
+            self.out,
+            self.cfg.adapter,
+            self.cfg.train,
+            rows,
+            self.cfg.student,
+            self.student_id,
+            self.cfg.train_settings,
+            self.ui,
+            free_memory,
+            self.timings,
+            "no verified training rows: training skipped",
+        )
 
     # --- held-out evaluation --------------------------------------------------------------
 
@@ -283,23 +355,38 @@ class VerifiedDistiller:
 
         def run(name: str, model: _Lazy, identity: dict[str, Any], settings: SQLSettings) -> None:
             with self.ui.phase(f"held-out: {name}", len(held)) as advance:
-                runs[name] = evaluate(_Deferred(model), self.checker, held, settings, store=self.store,
-                                      model_key=identity, parallel=cfg.parallel, advance=advance)
+                runs[name] = evaluate(
+                    _Deferred(model),
+                    self.checker,
+                    held,
+                    settings,
+                    store=self.store,
+                    model_key=identity,
+                    parallel=cfg.parallel,
+                    advance=advance,
+                )
 
         run("student", self._student, self.student_id, cfg.student_settings())
         self._student.close()
         if adapter is not None:
             tuned = _Lazy(lambda: self._open(cfg.student, cfg.student_backend, adapter))
             try:
-                run("student + adapter", tuned, model_identity(cfg.student, cfg.student_backend, lora=adapter),
-                    cfg.student_settings())
+                run(
+                    "student + adapter",
+                    tuned,
+                    model_identity(cfg.student, cfg.student_backend, lora=adapter),
+                    cfg.student_settings(),
+                )
             finally:
                 tuned.close()
         if cfg.evaluate_teacher:
             run("teacher greedy", self._teacher, self.teacher_id, cfg.teacher_settings(samples=1))
             run(f"teacher amplified (K={cfg.samples})", self._teacher, self.teacher_id, cfg.teacher_settings())
-        result: dict[str, Any] = {"questions": len(held), "models": {k: v["summary"] for k, v in runs.items()},
-                                  "results": {k: v["results"] for k, v in runs.items()}}
+        result: dict[str, Any] = {
+            "questions": len(held),
+            "models": {k: v["summary"] for k, v in runs.items()},
+            "results": {k: v["results"] for k, v in runs.items()},
+        }
         if "student + adapter" in runs:
             before = [r["matched"] for r in runs["student"]["results"]]
             after = [r["matched"] for r in runs["student + adapter"]["results"]]
@@ -328,17 +415,29 @@ def spread(items: Sequence[Any], limit: int | None) -> list[Any]:
     return [items[i * n // limit] for i in range(limit)]
 
 
-def drop_result_overlap(questions: Sequence[Any], teacher: Sequence[tuple[Vote, list[Check]]],
-                        student: Sequence[list[Check]], held_signatures: set[str]) -> tuple[list, list, list, int]:
+def drop_result_overlap(
+    questions: Sequence[Any],
+    teacher: Sequence[tuple[Vote, list[Check]]],
+    student: Sequence[list[Check]],
+    held_signatures: set[str],
+) -> tuple[list, list, list, int]:
     """Leave out training questions whose verified result is a held-out reference's result."""
-    keep = [i for i, (outcome, checks) in enumerate(teacher)
-            if not (outcome.verified and checks[outcome.accepted[0]].signature in held_signatures)]
+    keep = [
+        i
+        for i, (outcome, checks) in enumerate(teacher)
+        if not (outcome.verified and checks[outcome.accepted[0]].signature in held_signatures)
+    ]
     dropped = len(questions) - len(keep)
     return [questions[i] for i in keep], [teacher[i] for i in keep], [student[i] for i in keep], dropped
 
 
-def training_rows(recipe: str, questions: Sequence[Any], student: Sequence[list[Check]],
-                  teacher: Sequence[tuple[Vote, list[Check]]], student_schema: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def training_rows(
+    recipe: str,
+    questions: Sequence[Any],
+    student: Sequence[list[Check]],
+    teacher: Sequence[tuple[Vote, list[Check]]],
+    student_schema: str,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One chat row per question with a verified answer, in the student's own prompt (no teacher context).
 
     `corrected`: the student's own query where its result is the verified one, else the
@@ -371,26 +470,35 @@ def training_rows(recipe: str, questions: Sequence[Any], student: Sequence[list[
 def format_report(report: dict[str, Any]) -> str:
     """The execution-accuracy table printed at the end of a run."""
     t = report["training_set"]
-    lines = [f"training set ({report['recipe']}): {t['rows']} verified rows ({t['student_answers']} the student's own, "
-             f"{t['teacher_answers']} the teacher's; {t['unverified']} questions unverified, left out)"]
+    lines = [
+        f"training set ({report['recipe']}): {t['rows']} verified rows ({t['student_answers']} the student's own, "
+        f"{t['teacher_answers']} the teacher's; {t['unverified']} questions unverified, left out)"
+    ]
     ev = report.get("evaluation")
     if not ev:
         lines.append("held-out evaluation: no --eval-questions given")
         return "\n".join(lines)
-    what = "pass@1 on {} tasks (judged by running their tests)" if report.get("check") == "python" else \
-        "execution accuracy on {} questions (judged by running the queries)"
+    what = (
+        "pass@1 on {} tasks (judged by running their tests)"
+        if report.get("check") == "python"
+        else "execution accuracy on {} questions (judged by running the queries)"
+    )
     lines.append(f"held-out {what.format(ev['questions'])}:")
     width = max(len(k) for k in ev["models"])
     for name in sorted(ev["models"], key=_model_order):
         s = ev["models"][name]
         tps = f"{s['tok_per_s']:.1f} tok/s" if s.get("tok_per_s") else ""
-        lines.append(f"  {name.ljust(width)}  {s['accuracy']:6.2f}%  ({s['matched']}/{s['questions']}; "
-                     f"{s['did_not_execute']} did not run)  {tps}")
+        lines.append(
+            f"  {name.ljust(width)}  {s['accuracy']:6.2f}%  ({s['matched']}/{s['questions']}; "
+            f"{s['did_not_execute']} did not run)  {tps}"
+        )
     change = ev.get("student_change")
     if change:
         lo, hi = change["delta_95ci_points"]
-        lines.append(f"  adapter vs student: {change['delta_points']:+.2f} points ({change['fixed']} fixed, "
-                     f"{change['broken']} broken; McNemar p {change['mcnemar_exact_p']}, 95% CI [{lo}, {hi}])")
+        lines.append(
+            f"  adapter vs student: {change['delta_points']:+.2f} points ({change['fixed']} fixed, "
+            f"{change['broken']} broken; McNemar p {change['mcnemar_exact_p']}, 95% CI [{lo}, {hi}])"
+        )
     return "\n".join(lines)
 
 
@@ -415,10 +523,16 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
         ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{v:.1f}%", va="center")
     ax.set_xlim(0, 105)
     held = report["evaluation"]["questions"]
-    ax.set_xlabel(f"pass@1, {held} held-out tasks (tests run)" if report.get("check") == "python"
-                  else f"execution accuracy, {held} held-out questions")
-    ax.set_title(f"{Path(report.get('database') or report.get('tasks_file', '')).name}: {report['student']}\ntaught by {report['teacher']} "
-                 f"({report['recipe']}, judged by execution)", fontsize=10)
+    ax.set_xlabel(
+        f"pass@1, {held} held-out tasks (tests run)"
+        if report.get("check") == "python"
+        else f"execution accuracy, {held} held-out questions"
+    )
+    ax.set_title(
+        f"{Path(report.get('database') or report.get('tasks_file', '')).name}: {report['student']}\ntaught by {report['teacher']} "
+        f"({report['recipe']}, judged by execution)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -26,12 +26,21 @@ from typing import Any
 from ... import paths
 from ...errors import LlamarchError
 from ...evals.stats import compare_paired
+from ...evals.vote import pick
 from ...store import Store
-from .distill import REPORT_FILE, STORE_FILE, TIMINGS_FILE, Progress, _Lazy, run_adapter, side_engine, write_json, \
-    write_training_files
+from .distill import (
+    REPORT_FILE,
+    STORE_FILE,
+    TIMINGS_FILE,
+    Progress,
+    _Lazy,
+    run_adapter,
+    side_engine,
+    write_json,
+    write_training_files,
+)
 from .training import chat_row
 from .verified import PLOT_FILE, RECIPES, plot_report, spread
-from ...evals.vote import pick
 
 HUMANEVAL = "humaneval"
 
@@ -87,7 +96,9 @@ def load_tasks(path: Path | str, limit: int | None = None) -> list[Any]:
         if not isinstance(test, str) or "def check" not in test:
             asserts = row.get("tests")
             if not isinstance(asserts, str) or not asserts.strip():
-                raise LlamarchError(f'{path}:{n}: no tests: give "test" (def check(candidate): ...) or "tests" (asserts)')
+                raise LlamarchError(
+                    f'{path}:{n}: no tests: give "test" (def check(candidate): ...) or "tests" (asserts)'
+                )
             test = f"{asserts.strip()}\n\n\ndef check(candidate):\n    pass\n"
         tasks.append(Problem(str(row.get("task_id") or f"{path.stem}/{n}"), row["prompt"], entry, test))
         if limit is not None and len(tasks) >= limit:
@@ -125,8 +136,14 @@ class CodeDistiller:
             self.store = store
             model = _Lazy(lambda: self._open(cfg.student, cfg.student_backend))
             try:
-                student = self.answer(model, self.identity(cfg.student, cfg.student_backend), tasks, self.greedy(),
-                                      store, "student answers")
+                student = self.answer(
+                    model,
+                    self.identity(cfg.student, cfg.student_backend),
+                    tasks,
+                    self.greedy(),
+                    store,
+                    "student answers",
+                )
             finally:
                 model.close()
             asked = [i for i, r in enumerate(student) if cfg.recipe == "verified" or not r.passed]
@@ -137,15 +154,34 @@ class CodeDistiller:
             rows, counts = training_rows(cfg.recipe, tasks, student, teacher)
             counts["student_passes"] = sum(r.passed for r in student)
             n_train, n_valid = write_training_files(self.out, rows)
-            adapter = run_adapter(store, self.out, cfg.adapter, cfg.train, rows, cfg.student,
-                                  asdict(self.identity(cfg.student, cfg.student_backend)), cfg.train_settings,
-                                  self.ui, lambda: None, self.timings, "no task has a passing answer: training skipped")
+            adapter = run_adapter(
+                store,
+                self.out,
+                cfg.adapter,
+                cfg.train,
+                rows,
+                cfg.student,
+                asdict(self.identity(cfg.student, cfg.student_backend)),
+                cfg.train_settings,
+                self.ui,
+                lambda: None,
+                self.timings,
+                "no task has a passing answer: training skipped",
+            )
             evaluation = self.evaluate(held, adapter)
         report = {
-            "check": "python", "tasks_file": str(cfg.tasks), "student": cfg.student, "teacher": cfg.teacher,
-            "recipe": cfg.recipe, "judged_by": "execution",
-            "settings": {"samples": cfg.samples, "sample_temperature": cfg.sample_temperature,
-                         "max_tokens": cfg.max_tokens, "seed": cfg.seed},
+            "check": "python",
+            "tasks_file": str(cfg.tasks),
+            "student": cfg.student,
+            "teacher": cfg.teacher,
+            "recipe": cfg.recipe,
+            "judged_by": "execution",
+            "settings": {
+                "samples": cfg.samples,
+                "sample_temperature": cfg.sample_temperature,
+                "max_tokens": cfg.max_tokens,
+                "seed": cfg.seed,
+            },
             "questions": {"train": len(tasks), "held_out": len(held), "overlap_dropped": overlap},
             "training_set": {**counts, "train_rows": n_train, "valid_rows": n_valid},
             "adapter": os.path.relpath(adapter, self.out) if adapter else None,
@@ -184,15 +220,23 @@ class CodeDistiller:
 
     # --- answers ------------------------------------------------------------------------
 
-    def answer(self, llm: Any, identity: Any, problems: Sequence[Any], settings: Any, store: Store,
-               label: str) -> list[Any]:
+    def answer(
+        self, llm: Any, identity: Any, problems: Sequence[Any], settings: Any, store: Store, label: str
+    ) -> list[Any]:
         """Each problem's answer, its tests run, through the HumanEval harness (stored as it finishes)."""
         from ...evals.humaneval import evaluate
 
         t = time.perf_counter()
         with self.ui.phase(label, len(problems)) as advance:
-            run = evaluate(llm.get(), problems, identity=identity, settings=settings, store=store,
-                           parallel=self.cfg.parallel, on_result=lambda _r: advance(1))
+            run = evaluate(
+                llm.get(),
+                problems,
+                identity=identity,
+                settings=settings,
+                store=store,
+                parallel=self.cfg.parallel,
+                on_result=lambda _r: advance(1),
+            )
         self.timings[label] = {"wall_s": round(time.perf_counter() - t, 3), "generation_s": round(run.gen_wall_s, 3)}
         self.runs[label] = run
         return run.results
@@ -207,8 +251,11 @@ class CodeDistiller:
         tries: list[list[Any]] = [[] for _ in problems]
         try:
             for k in range(cfg.samples):
-                settings = self.greedy() if cfg.samples == 1 else \
-                    replace(self.greedy(), temperature=cfg.sample_temperature, seed=cfg.seed + k)
+                settings = (
+                    self.greedy()
+                    if cfg.samples == 1
+                    else replace(self.greedy(), temperature=cfg.sample_temperature, seed=cfg.seed + k)
+                )
                 label = "teacher answers" if cfg.samples == 1 else f"teacher sample {k + 1} of {cfg.samples}"
                 for t, r in zip(tries, self.answer(teacher, identity, problems, settings, self.store, label)):
                     t.append(r)
@@ -247,8 +294,9 @@ class CodeDistiller:
                 shared.close()
         evaluation: dict[str, Any] = {"questions": len(held), "models": models, "results": results}
         if "student + adapter" in results:
-            evaluation["student_change"] = compare_paired([r["matched"] for r in results["student"]],
-                                                          [r["matched"] for r in results["student + adapter"]])
+            evaluation["student_change"] = compare_paired(
+                [r["matched"] for r in results["student"]], [r["matched"] for r in results["student + adapter"]]
+            )
         return evaluation
 
 
@@ -263,8 +311,9 @@ def drop_overlap(tasks: Sequence[Any], held: Sequence[Any]) -> tuple[list[Any], 
     return kept, {"same_task": len(tasks) - len(kept)}
 
 
-def training_rows(recipe: str, tasks: Sequence[Any], student: Sequence[Any],
-                  teacher: Sequence[Sequence[Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def training_rows(
+    recipe: str, tasks: Sequence[Any], student: Sequence[Any], teacher: Sequence[Sequence[Any]]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One chat row per task with a passing answer, worded as the harness asks (`corrected`:
     the student's own passing answer first; `verified`: the teacher's)."""
     from ...evals.humaneval import build_prompt
@@ -293,6 +342,10 @@ def _summary(results: Sequence[Any], run: Any) -> dict[str, Any]:
     passed = sum(r.passed for r in results)
     fresh = [r for r in results if not r.resumed]
     tokens = sum(r.completion_tokens for r in fresh)
-    return {"questions": n, "matched": passed, "accuracy": round(100 * passed / n, 2) if n else None,
-            "did_not_execute": sum(r.status == "no_code" for r in results),
-            "tok_per_s": round(tokens / run.gen_wall_s, 2) if fresh and run.gen_wall_s > 0 else None}
+    return {
+        "questions": n,
+        "matched": passed,
+        "accuracy": round(100 * passed / n, 2) if n else None,
+        "did_not_execute": sum(r.status == "no_code" for r in results),
+        "tok_per_s": round(tokens / run.gen_wall_s, 2) if fresh and run.gen_wall_s > 0 else None,
+    }
