@@ -122,7 +122,8 @@ def run_batched(llm, prompts, max_tokens: int, parallel: int | None) -> dict:
     wall = time.perf_counter() - t0
     tokens = sum(r.stats.completion_tokens for r in replies)
     log(
-        f"batched llamarch (parallel {llm.backend.last_plan.n_parallel}): {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s"
+        f"batched llamarch (parallel {llm.backend.last_plan.n_parallel}): "
+        f"{tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s"
     )
     return {
         "wall_s": wall,

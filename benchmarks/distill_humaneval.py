@@ -17,7 +17,7 @@ Resumable: the run directory holds its store; HumanEval results go to the user s
 
     flock /tmp/llamarch-heavy.lock python benchmarks/distill_humaneval.py --config benchmarks/configs/humaneval-corrected.json
     python benchmarks/distill_humaneval.py --overlap-only      # just the contamination check
-"""
+"""  # noqa: E501 (a command to copy whole)
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """llamarch: run and distill language models on your own laptop, offline.
 
+In Python:
+
     from llamarch import LLM
     with LLM("qwen2.5-coder-0.5b") as llm:
         print(llm.generate("Write a Python function that reverses a string."))

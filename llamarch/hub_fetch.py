@@ -275,7 +275,8 @@ def fetch_file(
                     kind, expected = ("sha256", remote.sha256) if remote.sha256 else ("git id", remote.blob_id)
                     raise PullError(
                         f"{remote.file} from {ref.bare} fails its checksum ({kind} {wrong[:12]}…, expected "
-                        f"{expected[:12]}…): nothing was installed; pull again, and if it fails again the hub's copy is damaged"
+                        f"{expected[:12]}…): nothing was installed; pull again, "
+                        "and if it fails again the hub's copy is damaged"
                     )
                 os.replace(partial, blob)
                 if remote.sha256:

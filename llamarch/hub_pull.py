@@ -229,7 +229,8 @@ def toml_value(v: Any) -> str:
 def write_entry(entry_id: str, fields: dict[str, Any], tables: dict[str, dict[str, Any]]) -> Path:
     """Write (atomically) `<user dir>/catalog/<id>.toml`; None values and empty lists are left out."""
     lines = [
-        f"# Written by `llamarch models pull` on {time.strftime('%Y-%m-%d')}; `llamarch models rm {entry_id}` removes it."
+        f"# Written by `llamarch models pull` on {time.strftime('%Y-%m-%d')}; "
+        f"`llamarch models rm {entry_id}` removes it."
     ]
     lines += [f"{k} = {toml_value(v)}" for k, v in fields.items() if v is not None and v != []]
     for name, table in tables.items():

@@ -307,7 +307,7 @@ def test_a_batch_left_midway_leaves_the_engine_consistent(smollm):
     prompts = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:3]]
     reference = [token_ids(smollm.stream(p, temperature=0, max_tokens=24)) for p in prompts]
     stream = smollm.stream_batch(prompts, parallel=3, temperature=0, max_tokens=24)
-    for n, (i, chunk) in enumerate(stream):
+    for n, (_i, _chunk) in enumerate(stream):
         if n == 7:
             break
     stream.close()

@@ -30,7 +30,8 @@ TASKS = [
         "tests": "assert is_even(4) is True\nassert is_even(7) is False",
     },
     {
-        "prompt": 'def reverse_words(text: str) -> str:\n    """Return the words of text in reverse order, joined by one space."""\n',
+        "prompt": "def reverse_words(text: str) -> str:\n"
+        '    """Return the words of text in reverse order, joined by one space."""\n',
         "entry_point": "reverse_words",
         "tests": "assert reverse_words('a b  c') == 'c b a'",
     },
@@ -47,7 +48,8 @@ HELD_OUT = [
         "test": "def check(candidate):\n    assert candidate([3, 9, 2]) == 9\n",
     },
     {
-        "prompt": 'def count_vowels(s: str) -> int:\n    """Return how many of the letters of s are vowels (aeiou)."""\n',
+        "prompt": "def count_vowels(s: str) -> int:\n"
+        '    """Return how many of the letters of s are vowels (aeiou)."""\n',
         "entry_point": "count_vowels",
         "test": "def check(candidate):\n    assert candidate('banana') == 3\n",
     },

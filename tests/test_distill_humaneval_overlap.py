@@ -22,7 +22,8 @@ def bench():
 
 def test_overlap_finds_shared_names_and_text(bench):
     refs = [
-        'def below_zero(operations):\n    """ You\'re given a list of deposit and withdrawal operations on a bank account"""'
+        "def below_zero(operations):\n"
+        '    """ You\'re given a list of deposit and withdrawal operations on a bank account"""'
     ]
     texts = [
         'def Below_Zero(ops):\n    """ a list of deposit and withdrawal operations on a bank account, twice"""',
@@ -82,7 +83,10 @@ def test_task_examples_become_tests_that_run_in_the_sandbox(bench):
         compile(problem.prompt, problem.task_id, "exec")
         compile(problem.test, problem.task_id, "exec")
     chunk = next(p for p in problems if p.entry_point == "chunk_list")
-    right = "```python\ndef chunk_list(items, size):\n    return [items[i:i + size] for i in range(0, len(items), size)]\n```"
+    right = (
+        "```python\ndef chunk_list(items, size):\n"
+        "    return [items[i:i + size] for i in range(0, len(items), size)]\n```"
+    )
     wrong = "```python\ndef chunk_list(items, size):\n    return [items]\n```"
     limits = Limits(timeout_s=5.0)
     assert check_answer(chunk, right, limits)[2].passed

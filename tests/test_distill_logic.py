@@ -25,7 +25,8 @@ from llamarch.store import Store
 MIXED = [
     '{"prompt": "Reverse a list."}',
     "{not json",
-    '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sort a dict."}, {"role": "assistant", "content": "ref"}]}',
+    '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sort a dict."}, '
+    '{"role": "assistant", "content": "ref"}]}',
     '["a list"]',
     "",
     '{"prompt": ""}',

@@ -46,7 +46,8 @@ def make_library(path: Path) -> Path:
                                   (4, 'George Orwell', 'UK'), (5, 'Toni Morrison', 'USA');
         INSERT INTO book VALUES (1, 'Emma', 1, 1815, 474), (2, 'Les Miserables', 2, 1862, 1462),
                                 (3, 'The Stranger', 3, 1942, 123), (4, 'Nineteen Eighty-Four', 4, 1949, 328),
-                                (5, 'Animal Farm', 4, 1945, 112), (6, 'Beloved', 5, 1987, 324), (7, 'The Plague', 3, 1947, 308);
+                                (5, 'Animal Farm', 4, 1945, 112), (6, 'Beloved', 5, 1987, 324),
+                                (7, 'The Plague', 3, 1947, 308);
     """)
     conn.commit()
     conn.close()

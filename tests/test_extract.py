@@ -64,7 +64,10 @@ def test_reply_without_code() -> None:
 
 
 def test_prefers_the_block_that_defines_the_function() -> None:
-    reply = "```python\nimport math\n```\n```python\ndef other():\n    pass\n```\n```python\ndef double_all(x):\n    return x\n```"
+    reply = (
+        "```python\nimport math\n```\n```python\ndef other():\n    pass\n```\n"
+        "```python\ndef double_all(x):\n    return x\n```"
+    )
     assert "def double_all" in extract_code(reply, "double_all").code
 
 

@@ -198,7 +198,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(smollm_mlx_dir, tmp_path)
         "--eval-every",
         "1000",
     ]
-    # Ctrl-C's default handling, even where this test runs in the background (a shell gives background jobs SIGINT ignored)
+    # Ctrl-C's default handling, even where this test runs in the background
+    # (a shell gives background jobs SIGINT ignored)
     proc = subprocess.Popen(
         cmd,
         stderr=subprocess.PIPE,

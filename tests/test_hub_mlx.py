@@ -76,8 +76,8 @@ def test_mlx_pull_of_a_gguf_repo_or_with_a_quant_is_one_line(hub, env, smollm_pa
     hub.add_repo("test-org/SmolLM2-GGUF", {"SmolLM2.Q4_1.gguf": smollm_path})
     line = one_line_error(llamarch(env, "models", "pull", "hf.co/test-org/SmolLM2-GGUF", "--backend", "mlx"))
     assert (
-        "is not an MLX model (no config.json and .safetensors weights): it has GGUF files, pull it without --backend mlx"
-        in line
+        "is not an MLX model (no config.json and .safetensors weights): "
+        "it has GGUF files, pull it without --backend mlx" in line
     )
     line = one_line_error(llamarch(env, "models", "pull", f"hf.co/{REPO}:4bit", "--backend", "mlx"))
     assert "an MLX repo is one model" in line

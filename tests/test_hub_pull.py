@@ -336,7 +336,8 @@ def test_never_pulled_offline_or_without_network_is_one_line(hub, env):
         ),
         (
             ["hf.co/test-org/Tiny-GGUF:Q8_0"],
-            "2 GGUF files in hf.co/test-org/Tiny-GGUF match Q8_0: tiny.Q8_0.gguf, tiny.v2-Q8_0.gguf: choose one with --file NAME",
+            "2 GGUF files in hf.co/test-org/Tiny-GGUF match Q8_0: tiny.Q8_0.gguf, tiny.v2-Q8_0.gguf: "
+            "choose one with --file NAME",
         ),
         (
             ["hf.co/test-org/Tiny-GGUF", "--file", "nope.gguf"],

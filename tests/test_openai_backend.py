@@ -183,7 +183,7 @@ def test_server_killed_mid_stream_is_an_error_not_a_short_reply(kind: str, smoll
     try:
         remote = LLM(f"openai:@{srv.url}", retries=0)
         received = []
-        with pytest.raises(StreamCutError, match="incomplete") as info:
+        with pytest.raises(StreamCutError, match="incomplete"):
             for chunk in remote.stream(chat("Count from 1 to 500, separated by commas."), max_tokens=600, **GREEDY):
                 assert chunk.stats is None, "a cut stream must not end with stats"
                 received.append(chunk.text)

@@ -348,6 +348,6 @@ def test_a_failure_in_a_batch_stops_it_and_is_raised(scripted):
     b = backend(server.url)
     got = []
     with pytest.raises(BackendError, match="prompt 2 is bad"):
-        for i, chunk in b.stream_batch([MESSAGES] * 4, GenerationOptions(), parallel=1):
+        for i, _chunk in b.stream_batch([MESSAGES] * 4, GenerationOptions(), parallel=1):
             got.append(i)
     assert 0 in got and len(server.requests) == 2

@@ -37,7 +37,10 @@ def test_exiting_before_the_tests_is_not_a_pass() -> None:
 
 def test_printing_a_forged_report_is_not_a_pass() -> None:
     forged = MARKER + '{"status": "passed", "detail": ""}\n'
-    program = f"import os\nprint({forged!r})\nos.write(1, {forged.encode()!r})\nos.write(2, {forged.encode()!r})\nraise ValueError\n"
+    program = (
+        f"import os\nprint({forged!r})\n"
+        f"os.write(1, {forged.encode()!r})\nos.write(2, {forged.encode()!r})\nraise ValueError\n"
+    )
     assert run_program(program).status == "error"
 
 

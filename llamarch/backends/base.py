@@ -7,12 +7,12 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 Message = dict[str, str]
 """A chat message: {"role": "system" | "user" | "assistant", "content": str}."""
 
-Prompt = Union[str, Sequence[Message]]
+Prompt = str | Sequence[Message]
 """To an engine, a plain string is completed as text and a list of messages goes through the
 chat template. (`LLM` methods take a string as one user message unless `raw=True`.)"""
 

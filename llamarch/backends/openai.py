@@ -50,9 +50,11 @@ class RemoteContextOverflowError(ContextOverflowError):
 
 # What servers say when a request does not fit their context window.
 _OVERFLOW_PATTERNS = (
-    # vLLM, llama-cpp-python: "maximum context length is M tokens. However, you requested T tokens (P in the messages, ..."
+    # vLLM, llama-cpp-python:
+    # "maximum context length is M tokens. However, you requested T tokens (P in the messages, ..."
     re.compile(
-        r"maximum context length is (?P<ctx>\d+) tokens.*?requested (?P<req>\d+) tokens \((?P<prompt>\d+) in (?:the|your)"
+        r"maximum context length is (?P<ctx>\d+) tokens.*?"
+        r"requested (?P<req>\d+) tokens \((?P<prompt>\d+) in (?:the|your)"
     ),
     re.compile(r"maximum context length is (?P<ctx>\d+) tokens.*?(?P<prompt>\d+) input tokens"),
     # llama-server: "request (P tokens) exceeds the available context size (M tokens)"

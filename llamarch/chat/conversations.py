@@ -108,7 +108,8 @@ class Conversations:
         now = time.time()
         with self.store.guard():
             cur = self.db.execute(
-                "INSERT INTO conversations (model, backend, system, options, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO conversations (model, backend, system, options, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (model, backend, system, json.dumps(options), now, now),
             )
         return int(cur.lastrowid)
@@ -134,7 +135,8 @@ class Conversations:
             for m in messages:
                 seq += 1
                 db.execute(
-                    "INSERT INTO messages (conversation_id, seq, role, content, model, options, stats, cancelled, created)"
+                    "INSERT INTO messages"
+                    " (conversation_id, seq, role, content, model, options, stats, cancelled, created)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         cid,

@@ -29,7 +29,9 @@ COMMANDS: dict[str, str] = {
 HELP = {
     "chat": "Chat with a model in an interactive session.",
     "convert": "Convert a GGUF model for MLX (cached).",
-    "distill": "Teach a small student with a teacher (answers checked by running them with --check sql), then LoRA-train it.",
+    "distill": (
+        "Teach a small student with a teacher (answers checked by running them with --check sql), then LoRA-train it."
+    ),
     "eval": "Measure models by running their answers: HumanEval, SQL on your database, a judge's agreement.",
     "export": "Export an MLX LoRA adapter to GGUF for llama.cpp.",
     "generate": "Generate a reply to one prompt, streamed to stdout.",

@@ -111,13 +111,15 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--check",
     type=click.Choice(["sql", "python"]),
-    help="Check answers by running them: sql (with --db), or python (--prompts holds tasks with tests). The teacher samples, execution decides, and the report is judged by execution.",
+    help="Check answers by running them: sql (with --db), or python (--prompts holds tasks with tests). "
+    "The teacher samples, execution decides, and the report is judged by execution.",
 )
 @click.option("--db", type=FILE, help="The SQLite database the questions are about (--check sql); opened read-only.")
 @click.option(
     "--eval-questions",
     type=FILE,
-    help='--check sql: held-out {"question", "sql"} lines, scored by execution. --check python: held-out tasks in the --prompts format (default: HumanEval).',
+    help='--check sql: held-out {"question", "sql"} lines, scored by execution. '
+    "--check python: held-out tasks in the --prompts format (default: HumanEval).",
 )
 @click.option(
     "--eval-limit",
@@ -127,7 +129,9 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--recipe",
     type=click.Choice(["corrected", "verified", "judge"]),
-    help="How training rows are made: corrected (default with --check: the student's own answer where it is verified, else the teacher's), verified (the teacher's verified answers), judge (the teacher's verdicts; the only recipe without a checker).",
+    help="How training rows are made: corrected (default with --check: the student's own answer where it is "
+    "verified, else the teacher's), verified (the teacher's verified answers), judge (the teacher's verdicts; "
+    "the only recipe without a checker).",
 )
 @click.option(
     "--samples",

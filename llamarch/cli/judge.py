@@ -52,7 +52,8 @@ TEACHER_HELP = "Teacher: catalog id, .gguf path or openai:MODEL@URL (env LLAMARC
 @click.option(
     "--prompts",
     type=click.Path(dir_okay=False, path_type=Path),
-    help='With --student: JSONL prompts ({"prompt"} or {"messages"}) the student answers and the teacher judges; prints JSONL.',
+    help='With --student: JSONL prompts ({"prompt"} or {"messages"}) the student answers and the teacher judges; '
+    "prints JSONL.",
 )
 @click.option(
     "--parallel",
@@ -89,7 +90,8 @@ def judge(
         raise click.UsageError("--student and --prompts go together")
     if pairs is None and prompts is None and (question is None or answer is None):
         raise click.UsageError(
-            'give QUESTION and ANSWER (ANSWER "-" reads stdin), --pairs FILE.jsonl, or --student ID --prompts FILE.jsonl'
+            'give QUESTION and ANSWER (ANSWER "-" reads stdin), --pairs FILE.jsonl, '
+            "or --student ID --prompts FILE.jsonl"
         )
     if answer == "-":
         answer = sys.stdin.read()

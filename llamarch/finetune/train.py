@@ -265,7 +265,8 @@ def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any]
     if (out / ADAPTER_META).exists() or state_file.exists():
         if not overwrite:
             raise LlamarchError(
-                f"{out} already holds an adapter: pass --resume to continue it, --overwrite to replace it, or another --out"
+                f"{out} already holds an adapter: pass --resume to continue it, --overwrite to replace it, "
+                "or another --out"
             )
         shutil.rmtree(out)
     return None

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from ... import paths
 from ...catalog import sha256_file
@@ -77,10 +77,10 @@ class DistillConfig:
 class Progress:
     """What a front end hears about a run; this default hears nothing."""
 
-    def phase(self, description: str, total: int) -> ContextManager[Callable[[int], None]]:
+    def phase(self, description: str, total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]:
         return contextlib.nullcontext(lambda n=1: None)
 
-    def training(self) -> ContextManager[Callable[[dict[str, Any]], None]]:
+    def training(self) -> contextlib.AbstractContextManager[Callable[[dict[str, Any]], None]]:
         """Where LoRA training's events (start, step, eval, save) go."""
         return contextlib.nullcontext(lambda event: None)
 

@@ -529,7 +529,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
         else f"execution accuracy, {held} held-out questions"
     )
     ax.set_title(
-        f"{Path(report.get('database') or report.get('tasks_file', '')).name}: {report['student']}\ntaught by {report['teacher']} "
+        f"{Path(report.get('database') or report.get('tasks_file', '')).name}: {report['student']}\n"
+        f"taught by {report['teacher']} "
         f"({report['recipe']}, judged by execution)",
         fontsize=10,
     )
