@@ -170,15 +170,7 @@ class VerifiedDistiller:
             "adapter": os.path.relpath(adapter, self.out) if adapter else None,
             "evaluation": evaluation,
         }
-        write_json(self.out / REPORT_FILE, report)
-        if evaluation:
-            try:
-                plot_report(report, self.out / PLOT_FILE)
-            except ImportError:
-                self.ui.warn("matplotlib is not installed: no plot (pip install matplotlib)")
-        self.timings["total"] = {"wall_s": round(time.perf_counter() - t0, 3)}
-        write_json(self.out / TIMINGS_FILE, self.timings)
-        return report
+        return save_report(self.out, report, self.timings, t0, self.ui)
 
     # --- questions ----------------------------------------------------------------------
 
@@ -405,6 +397,19 @@ class _Deferred:
 
 
 # --- pure helpers --------------------------------------------------------------------------
+
+
+def save_report(out: Path, report: dict[str, Any], timings: dict[str, Any], t0: float, ui: Progress) -> dict[str, Any]:
+    """DIR/report.json, the plot (when matplotlib is there and the run was evaluated), DIR/timings.json."""
+    write_json(out / REPORT_FILE, report)
+    if report.get("evaluation"):
+        try:
+            plot_report(report, out / PLOT_FILE)
+        except ImportError:
+            ui.warn("matplotlib is not installed: no plot (pip install matplotlib)")
+    timings["total"] = {"wall_s": round(time.perf_counter() - t0, 3)}
+    write_json(out / TIMINGS_FILE, timings)
+    return report
 
 
 def spread(items: Sequence[Any], limit: int | None) -> list[Any]:

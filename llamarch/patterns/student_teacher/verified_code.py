@@ -29,18 +29,15 @@ from ...evals.stats import compare_paired
 from ...evals.vote import pick
 from ...store import Store
 from .distill import (
-    REPORT_FILE,
     STORE_FILE,
-    TIMINGS_FILE,
     Progress,
     _Lazy,
     run_adapter,
     side_engine,
-    write_json,
     write_training_files,
 )
 from .training import chat_row
-from .verified import PLOT_FILE, RECIPES, plot_report, spread
+from .verified import RECIPES, save_report, spread
 
 HUMANEVAL = "humaneval"
 
@@ -187,15 +184,7 @@ class CodeDistiller:
             "adapter": os.path.relpath(adapter, self.out) if adapter else None,
             "evaluation": evaluation,
         }
-        write_json(self.out / REPORT_FILE, report)
-        if evaluation:
-            try:
-                plot_report(report, self.out / PLOT_FILE)
-            except ImportError:
-                self.ui.warn("matplotlib is not installed: no plot (pip install matplotlib)")
-        self.timings["total"] = {"wall_s": round(time.perf_counter() - t0, 3)}
-        write_json(self.out / TIMINGS_FILE, self.timings)
-        return report
+        return save_report(self.out, report, self.timings, t0, self.ui)
 
     # --- tasks and settings ------------------------------------------------------------
 
