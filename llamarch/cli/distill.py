@@ -335,34 +335,32 @@ def _settings(train_option: tuple[str, ...], iters: int | None) -> dict[str, Any
 
 def _distill_checked(**options: Any) -> None:
     """`distill --check sql`: the verified run, with its execution-accuracy report."""
-    from ..patterns.student_teacher.verified import PLOT_FILE, VerifiedConfig, VerifiedDistiller, format_report
+    from ..patterns.student_teacher.verified import VerifiedConfig, VerifiedDistiller
 
     if options["db"] is None:
         raise click.UsageError("--check sql needs --db FILE.sqlite: the database the questions are about")
     if options["prompts"] is None and not options["synthesize"]:
         raise click.UsageError("give training questions: --prompts FILE.jsonl or --synthesize N")
     options["synthesize"] = options["synthesize"] or 0
-    out = options["out"]
-    try:
-        report = VerifiedDistiller(VerifiedConfig(**options), CliProgress()).run()
-    except KeyboardInterrupt:
-        stopped(f"Stopped: finished work is saved in {out}; run the same command to resume.")
-    click.echo(format_report(report))
-    plot = f", {PLOT_FILE}" if (out / PLOT_FILE).is_file() else ""
-    click.echo(f"files: {out}/train.jsonl, valid.jsonl, report.json{plot}, timings.json")
+    _run_checked(lambda: VerifiedDistiller(VerifiedConfig(**options), CliProgress()).run(), options["out"])
 
 
 def _distill_python(**options: Any) -> None:
     """`distill --check python`: tasks with tests; held-out pass@1 (HumanEval by default)."""
-    from ..patterns.student_teacher.verified import PLOT_FILE, format_report
     from ..patterns.student_teacher.verified_code import HUMANEVAL, CodeConfig, CodeDistiller
 
     if options["tasks"] is None:
         raise click.UsageError('--check python needs --prompts FILE.jsonl: {"prompt", "entry_point", "tests"} per line')
     options["eval_tasks"] = options["eval_tasks"] or HUMANEVAL
-    out = options["out"]
+    _run_checked(lambda: CodeDistiller(CodeConfig(**options), CliProgress()).run(), options["out"])
+
+
+def _run_checked(run: Callable[[], dict[str, Any]], out: Path) -> None:
+    """Run a checked distill, then print its table and the files it wrote (one line on Ctrl-C)."""
+    from ..patterns.student_teacher.verified import PLOT_FILE, format_report
+
     try:
-        report = CodeDistiller(CodeConfig(**options), CliProgress()).run()
+        report = run()
     except KeyboardInterrupt:
         stopped(f"Stopped: finished work is saved in {out}; run the same command to resume.")
     click.echo(format_report(report))
