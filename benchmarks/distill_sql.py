@@ -37,6 +37,8 @@ CHINOOK = ROOT / "llamarch" / "data" / "chinook"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from llamarch.sql.schema import SCHEMA_STYLES
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--db", type=Path, default=CHINOOK / "Chinook_Sqlite.sqlite")
@@ -51,11 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample-temperature", type=float, default=0.7)
     p.add_argument("--min-votes", type=int, default=2, help="samples that must share a result for it to be accepted")
     p.add_argument("--recipe", default="corrected", choices=["corrected", "verified"])
-    p.add_argument("--student-schema", default="compact", choices=["compact", "ddl", "none"])
+    p.add_argument("--student-schema", default="compact", choices=SCHEMA_STYLES)
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--num-layers", type=int, default=16)
+    p.add_argument("--max-seq-length", type=int, default=1024, help="longest training row in tokens")
     p.add_argument("--eval-limit", type=int)
     p.add_argument(
         "--no-teacher-eval",
@@ -104,7 +107,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "num_layers": args.num_layers,
-            "max_seq_length": 512,
+            "max_seq_length": args.max_seq_length,
         },
     )
     return VerifiedDistiller(config, CliProgress()).run()

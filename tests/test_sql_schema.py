@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from llamarch.errors import LlamarchError
-from llamarch.sql import Column, compact_schema, ddl, describe, distinct_values, open_readonly, read_tables, sample_rows
+from llamarch.sql import (
+    Column,
+    compact_schema,
+    create_statements,
+    ddl,
+    describe,
+    distinct_values,
+    open_readonly,
+    read_tables,
+    sample_rows,
+)
 
 LONG = "a very long description " * 10
 
@@ -82,6 +92,33 @@ def test_compact_schema(conn) -> None:
     assert "Cheap" not in text and "items_by_category" not in text
 
 
+def test_create_statements(conn) -> None:
+    text = create_statements(read_tables(conn))
+    assert text.split("\n\n")[:2] == [
+        "CREATE TABLE Category (\n  CategoryId INTEGER PRIMARY KEY,\n  Name TEXT\n);",
+        'CREATE TABLE "Order Items" (\n'
+        "  ItemId INTEGER PRIMARY KEY,\n"
+        "  CategoryId INTEGER REFERENCES Category(CategoryId),\n"
+        '  "Odd ""Name""" VARCHAR(20),\n'
+        "  Note TEXT,\n"
+        "  Price REAL,\n"
+        "  Owner INTEGER REFERENCES Category(CategoryId)\n);",
+    ]
+    assert "Cheap" not in text and "INDEX" not in text
+    assert len(text) < len(ddl(conn))
+
+
+def test_create_statements_composite_key_and_untyped_columns(tmp_path: Path) -> None:
+    path = tmp_path / "links.sqlite"
+    w = sqlite3.connect(path)
+    w.execute("CREATE TABLE Link (a, b INTEGER, note, PRIMARY KEY (a, b))")
+    w.close()
+    c = open_readonly(path)
+    expected = "CREATE TABLE Link (\n  a,\n  b INTEGER,\n  note,\n  PRIMARY KEY (a, b)\n);"
+    assert create_statements(read_tables(c)) == expected
+    c.close()
+
+
 def test_ddl_has_tables_and_views_but_no_indexes(conn) -> None:
     text = ddl(conn)
     parts = text.split("\n\n")
@@ -132,6 +169,7 @@ def test_describe_sections_and_determinism(conn) -> None:
 def test_describe_styles(conn) -> None:
     assert describe(conn) == compact_schema(read_tables(conn))
     assert describe(conn, style="ddl") == ddl(conn)
+    assert describe(conn, style="create") == create_statements(read_tables(conn))
     assert describe(conn, style="none") == ""
     assert describe(conn, style="none", notes="n") == "Notes:\nn"
     with pytest.raises(LlamarchError, match="unknown schema style 'json'"):

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..sql.schema import SCHEMA_STYLES
 from .ui import BACKEND_CHOICE, echo_err, engine_flags, engine_options, item_progress, stopped, training_progress
 
 FILE = click.Path(dir_okay=False, path_type=Path)
@@ -160,7 +161,7 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option(
     "--student-schema",
-    type=click.Choice(["compact", "ddl", "none"]),
+    type=click.Choice(SCHEMA_STYLES),
     default="compact",
     show_default=True,
     help="--check sql: the schema in the student's prompt (compact: one line per table).",

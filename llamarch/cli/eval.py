@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..sql.schema import SCHEMA_STYLES
 from .ui import BACKEND_CHOICE, engine_flags, engine_options, item_progress, model_options
 
 
@@ -123,7 +124,7 @@ def humaneval(
 )
 @click.option(
     "--schema",
-    type=click.Choice(["compact", "ddl", "none"]),
+    type=click.Choice(SCHEMA_STYLES),
     default="compact",
     show_default=True,
     help="How the prompt shows the schema (compact: one line per table).",

@@ -15,7 +15,17 @@ from .guard import (
 )
 from .match import has_order_by, normalize_question, normalize_value, result_signature, results_match
 from .questions import Question, load_questions
-from .schema import Column, Table, compact_schema, ddl, describe, distinct_values, read_tables, sample_rows
+from .schema import (
+    Column,
+    Table,
+    compact_schema,
+    create_statements,
+    ddl,
+    describe,
+    distinct_values,
+    read_tables,
+    sample_rows,
+)
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
@@ -27,6 +37,7 @@ __all__ = [
     "Question",
     "Table",
     "compact_schema",
+    "create_statements",
     "ddl",
     "describe",
     "distinct_values",

@@ -12,7 +12,6 @@ from ..backends import Message
 
 SYSTEM = "You are an expert in SQLite. You answer questions about a database with one SQLite query."
 INSTRUCTION = "Write one SQLite query that answers the question below. Reply with the query only, in a ```sql block."
-STUDENT_SCHEMA_STYLES = ("compact", "ddl", "none")
 
 REPAIR = (
     "That query failed: {reason}\nWrite a corrected SQLite query for the same question. "
