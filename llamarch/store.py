@@ -6,6 +6,10 @@ has shipped; add a new one. Names, not numbers, so work merged from several bran
 cannot collide.
 
 Each write commits at once, so a killed process loses at most the item in flight.
+
+Results are keyed by what they depend on (`result_key`). A part that older versions keyed
+by another form (a model's identity: its file name and size before its sha256) gives its
+old forms too; a result stored under an old key is found, and copied once to the new one.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from . import paths
 from .errors import LlamarchError
@@ -137,13 +141,23 @@ class Store:
     # --- results of resumable jobs -------------------------------------------------
 
     def get_result(self, kind: str, key: str) -> Any | None:
-        row = self.db.execute("SELECT value FROM results WHERE kind=? AND key=?", (kind, key)).fetchone()
-        return json.loads(row[0]) if row else None
+        """The result stored under `key`, else under one of its aliases (then copied to `key`)."""
+        for k in key.forms() if isinstance(key, Key) else (key,):
+            row = self.db.execute("SELECT value FROM results WHERE kind=? AND key=?", (kind, str(k))).fetchone()
+            if row is not None:
+                if k != key:  # stored by an older version: copied with its time; the old row stays for that version
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO results SELECT kind, ?, value, created FROM results "
+                        "WHERE kind=? AND key=?",
+                        (str(key), kind, str(k)),
+                    )
+                return json.loads(row[0])
+        return None
 
     def put_result(self, kind: str, key: str, value: Any) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-            (kind, key, json.dumps(value, ensure_ascii=False), time.time()),
+            (kind, str(key), json.dumps(value, ensure_ascii=False), time.time()),
         )
 
     def results(self, kind: str) -> dict[str, Any]:
@@ -175,9 +189,45 @@ def _store_error(path: Path, e: sqlite3.DatabaseError) -> LlamarchError:
     return LlamarchError(f"store {path}: {text}")
 
 
-def result_key(*parts: Any) -> str:
-    """A stable key for a work item from what its result depends on (prompt, model, settings)."""
+@runtime_checkable
+class KeyPart(Protocol):
+    """A key part with more than one form: the current one first, then those older versions used."""
+
+    def key_forms(self) -> Sequence[Any]: ...
+
+
+class Key(str):
+    """A result key, with `aliases`: the keys older versions stored the same result under."""
+
+    aliases: tuple[str, ...]
+
+    def __new__(cls, value: str, aliases: Sequence[str] = ()) -> Key:
+        key = super().__new__(cls, value)
+        key.aliases = tuple(a for a in dict.fromkeys(aliases) if a != value)
+        return key
+
+    def forms(self) -> tuple[str, ...]:
+        return (str(self), *self.aliases)
+
+
+def result_key(*parts: Any) -> Key:
+    """A stable key for a work item from what its result depends on (prompt, model, settings).
+
+    A `KeyPart` (a model's identity) counts by its current form; the key made with each of
+    its older forms instead is an alias, where older versions stored the same result.
+    """
+    forms = [list(p.key_forms()) if isinstance(p, KeyPart) else [p] for p in parts]
+    current = [f[0] for f in forms]
+    aliases = [_digest([*current[:i], old, *current[i + 1 :]]) for i, f in enumerate(forms) for old in f[1:]]
+    return Key(_digest(current), aliases)
+
+
+def _digest(parts: Sequence[Any]) -> str:
     import hashlib
 
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    blob = json.dumps(list(parts), sort_keys=True, ensure_ascii=False, default=_current_form)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _current_form(obj: Any) -> Any:
+    return obj.key_forms()[0] if isinstance(obj, KeyPart) else str(obj)
