@@ -1,4 +1,10 @@
-"""Model identity and adapter checks: which base a model or an adapter is, checked before use.
+"""Model identity and adapter checks: which weights a model or an adapter is, checked before use.
+
+Results of a model (answers, verdicts, evaluations) are keyed by its `ModelIdentity`: the
+catalog's sha256 of its GGUF when the catalog has the model, else the file's sha256 (hashed
+once per file version), with the sha256 of its adapter; a served or MLX model by its backend
+and spec. Older keys (distill's file name and size) are its aliases, so stored results are
+still found.
 
 A GGUF base is known by its catalog id (or file name), its sha256 and its shape; an MLX
 directory by the GGUF it was converted from (`llamarch.json`), else by its config.json. An
@@ -12,16 +18,79 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import ProgressFn, ResolvedModel, cached_sha256, load_catalog
+from .catalog import ProgressFn, ResolvedModel, cached_sha256, installed_path, load_catalog, resolve, sha256_file
 from .errors import LlamarchError, ModelFileError
 from .gguf_file import validate
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
 SOURCE_FILE = "llamarch.json"  # written by the converter into each MLX directory it makes
+
+
+def infer_backend(model: str | None) -> str:
+    """The engine a model spec implies: `openai:` specs, MLX directories, else llama.cpp."""
+    if model and model.startswith("openai:"):
+        return "openai"
+    if model and Path(model).is_dir() and (Path(model) / "config.json").exists():
+        return "mlx"
+    if model and "/" not in model and not model.endswith(".gguf"):
+        entry = load_catalog().get(model)
+        if entry is not None:
+            return entry.backend
+    return "llamacpp"
+
+
+# --- what results are keyed by ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which weights produced a result: what stored results are keyed by and reported with."""
+
+    model: str  # catalog id or file name; the spec of a model that is no local GGUF
+    backend: str
+    sha256: str | None = None
+    path: str | None = None
+    adapter: str | None = None
+    adapter_sha256: str | None = None
+    spec: str = field(default="", compare=False, repr=False)  # as given: older keys used it
+
+    def key(self) -> list[str | None]:
+        """The identity in a result key: the weights' sha256 (else backend:spec), the adapter's."""
+        return [self.sha256 or f"{self.backend}:{self.model}", self.adapter_sha256 or self.adapter]
+
+    def key_forms(self) -> list[Any]:
+        """`key()`, then the forms older versions keyed results by (see `llamarch.store.KeyPart`)."""
+        legacy_distill: dict[str, Any] = {"backend": self.backend, "model": self.spec}  # file name and size
+        if Path(self.spec).is_file():
+            legacy_distill.update(model=Path(self.spec).name, bytes=Path(self.spec).stat().st_size)
+        if self.adapter_sha256:
+            legacy_distill["lora_sha256"] = self.adapter_sha256
+        legacy_fields = {k: v for k, v in asdict(self).items() if k != "spec"}  # distill --check python's adapters
+        return [self.key(), legacy_distill, legacy_fields]
+
+
+def identify(
+    model: str | os.PathLike[str] | None, backend: str | None = None, adapter: str | os.PathLike[str] | None = None
+) -> ModelIdentity:
+    """The identity of a catalog id, GGUF path or other model spec, with an optional adapter file."""
+    spec = os.fspath(model) if model else ""
+    backend = backend or infer_backend(spec)
+    adapter = os.fspath(adapter) if adapter else None
+    adapter_sha = sha256_file(Path(adapter)) if adapter and Path(adapter).is_file() else None
+    if backend != "llamacpp":
+        return ModelIdentity(spec, backend, adapter=adapter, adapter_sha256=adapter_sha, spec=spec)
+    entry = load_catalog().get(spec)
+    if entry is not None and entry.backend == "llamacpp" and entry.sha256:  # known without reading the file
+        found = installed_path(entry)
+        path = str(found[0]) if found else None
+        return ModelIdentity(entry.id, backend, entry.sha256, path, adapter, adapter_sha, spec)
+    resolved = resolve(spec or None)
+    sha = resolved.entry.sha256 if resolved.entry else cached_sha256(resolved.path)
+    return ModelIdentity(resolved.display_name, backend, sha, str(resolved.path), adapter, adapter_sha, spec)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from .backends import (
@@ -23,21 +22,6 @@ from .backends import (
 )
 
 
-def infer_backend(model: str | None) -> str:
-    """The engine a model spec implies: `openai:` specs, MLX directories, else llama.cpp."""
-    if model and model.startswith("openai:"):
-        return "openai"
-    if model and Path(model).is_dir() and (Path(model) / "config.json").exists():
-        return "mlx"
-    if model and "/" not in model and not model.endswith(".gguf"):
-        from .catalog import load_catalog
-
-        entry = load_catalog().get(model)
-        if entry is not None:
-            return entry.backend
-    return "llamacpp"
-
-
 class LLM:
     """A language model: `LLM("qwen2.5-coder-0.5b")`, `LLM("/path/model.gguf")`.
 
@@ -49,6 +33,8 @@ class LLM:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, backend: str | None = None, **backend_options: Any):
+        from .identity import infer_backend  # the catalog loads only when a spec needs it
+
         spec = os.fspath(model) if model is not None else None
         self.backend_name = backend or infer_backend(spec)
         self.backend: Backend = open_backend(self.backend_name, spec, **backend_options)

@@ -130,8 +130,9 @@ def judge(
 
 def _judge_file(teacher: Any, path: Path, parallel: int | None) -> None:
     """One JSON verdict per good line of `path`, in file order, on stdout."""
+    from ..identity import identify
     from ..jsonl import read_jsonl
-    from ..patterns.student_teacher.distill import fill_from_store, model_identity, verdict_key
+    from ..patterns.student_teacher.distill import fill_from_store, verdict_key
     from ..patterns.student_teacher.roles import model_spec
     from ..store import Store
 
@@ -142,7 +143,7 @@ def _judge_file(teacher: Any, path: Path, parallel: int | None) -> None:
 
     rows = list(read_jsonl(path, validate=check, on_bad_line=lambda bad: echo_err(f"skipped {bad}")))
     items = [(obj["question"], obj["answer"]) for _, obj in rows]
-    identity = model_identity(model_spec(teacher.llm), teacher.llm.backend_name)
+    identity = identify(model_spec(teacher.llm), teacher.llm.backend_name)
     keys = [verdict_key(identity, teacher.rubric, q, a, teacher.options) for q, a in items]
 
     def compute(indices: list[int]) -> Any:

@@ -5,9 +5,9 @@
         run = evaluate(llm, problems, identity=identify("qwen2.5-coder-0.5b"))
     summary(run)["pass@1"]
 
-Per-problem results go to the store as they finish, keyed by the model file's sha256, the
-adapter's, the settings and the task id: a killed run resumes where it stopped, and a
-changed model or prompt never reuses stale answers.
+Per-problem results go to the store as they finish, keyed by the model's identity (its
+weights' sha256 and the adapter's, `llamarch.identity`), the settings and the task id: a
+killed run resumes where it stopped, and a changed model or prompt never reuses stale answers.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from ..backends import ContinuesAssistant
 from ..errors import LlamarchError, MissingExtraError
+from ..identity import ModelIdentity, identify  # noqa: F401 - identify: callers of the harness import it here
 from .extract import complete_solution, extract_code
 from .sandbox import ExecResult, Limits, isolation_report, run_program
 
@@ -98,33 +99,7 @@ def program_for(problem: Problem, solution: str) -> str:
     return f"{solution}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
 
 
-# --- identity and settings ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which weights produced the answers: what results are keyed by and reported with."""
-
-    model: str
-    backend: str
-    sha256: str | None = None
-    path: str | None = None
-    adapter: str | None = None
-    adapter_sha256: str | None = None
-
-
-def identify(model: str | None, backend: str | None = None, adapter: str | None = None) -> ModelIdentity:
-    """The identity of a catalog id, GGUF path or other model spec (sha256 where it is a file)."""
-    from ..catalog import resolve, sha256_file
-    from ..llm import infer_backend
-
-    backend = backend or infer_backend(model)
-    adapter_sha = sha256_file(Path(adapter)) if adapter and Path(adapter).is_file() else None
-    if backend != "llamacpp":
-        return ModelIdentity(model or "", backend, adapter=adapter, adapter_sha256=adapter_sha)
-    resolved = resolve(model)
-    sha = resolved.entry.sha256 if resolved.entry else sha256_file(resolved.path)
-    return ModelIdentity(resolved.display_name, backend, sha, str(resolved.path), adapter, adapter_sha)
+# --- settings --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -147,8 +122,7 @@ class EvalSettings:
 def _result_key(identity: ModelIdentity, settings: EvalSettings, task_id: str) -> str:
     from ..store import result_key
 
-    model = identity.sha256 or f"{identity.backend}:{identity.model}"
-    return result_key(model, identity.adapter_sha256 or identity.adapter, settings.key(), task_id)
+    return result_key(*identity.key(), settings.key(), task_id)
 
 
 # --- running -----------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from typing import Any
 from ... import paths
 from ...catalog import sha256_file
 from ...errors import LlamarchError
+from ...identity import ModelIdentity, identify, infer_backend
 from ...jsonl import BadLine, write_jsonl
-from ...llm import infer_backend
 from ...store import Store, result_key
 from .prompts import PromptItem, read_prompts, split_held_out
 from .roles import MAX_LENGTH, Student, Teacher
@@ -88,15 +88,7 @@ class Progress:
         pass
 
 
-def model_identity(spec: str, backend: str | None, lora: Path | None = None) -> dict[str, Any]:
-    """What a model's outputs depend on, known without loading it (keys stored results)."""
-    identity: dict[str, Any] = {"backend": backend or infer_backend(spec), "model": spec}
-    path = Path(spec)
-    if path.is_file():
-        identity.update(model=path.name, bytes=path.stat().st_size)
-    if lora is not None:
-        identity["lora_sha256"] = sha256_file(lora)
-    return identity
+model_identity = identify  # what keys a model's stored results; the name cli/eval.py imports
 
 
 def side_engine(spec: str, backend: str | None, engine: dict[str, Any]) -> dict[str, Any]:
@@ -106,12 +98,12 @@ def side_engine(spec: str, backend: str | None, engine: dict[str, Any]) -> dict[
     return {k: v for k, v in engine.items() if k != "api_key"}
 
 
-def answer_key(identity: dict[str, Any], item: PromptItem, system: str | None, options: dict[str, Any]) -> str:
+def answer_key(identity: ModelIdentity, item: PromptItem, system: str | None, options: dict[str, Any]) -> str:
     return result_key("answer", identity, item.messages, system, options)
 
 
 def verdict_key(
-    identity: dict[str, Any], rubric: Rubric, question: str, answer: str, options: dict[str, Any], improve: bool = True
+    identity: ModelIdentity, rubric: Rubric, question: str, answer: str, options: dict[str, Any], improve: bool = True
 ) -> str:
     """What a verdict depends on: the teacher, its rubric and settings, and what it saw."""
     return result_key(
@@ -187,8 +179,8 @@ class Distiller:
         self.rubric = Rubric.load(config.rubric)
         self.bad_lines: list[str] = []
         self.timings: dict[str, dict[str, float]] = {}
-        self.student_id = model_identity(config.student, config.student_backend)
-        self.teacher_id = model_identity(config.teacher, config.teacher_backend)
+        self.student_id = identify(config.student, config.student_backend)
+        self.teacher_id = identify(config.teacher, config.teacher_backend)
         self._student = _Lazy(lambda: self._open_student())
         self._teacher = _Lazy(self._open_teacher)
 
@@ -306,7 +298,7 @@ class Distiller:
     # --- (a) answers, (b) verdicts ------------------------------------------------------------
 
     def answer(
-        self, items: Sequence[PromptItem], student: _Lazy, identity: dict[str, Any], label: str
+        self, items: Sequence[PromptItem], student: _Lazy, identity: ModelIdentity, label: str
     ) -> list[dict[str, Any]]:
         """The student's answer to each prompt: {"text", "stats"}."""
         options = self.cfg.student_options()
@@ -397,7 +389,7 @@ class Distiller:
         after = None
         if adapter is not None:
             tuned = _Lazy(lambda: self._open_student(adapter))
-            identity = model_identity(self.cfg.student, self.cfg.student_backend, lora=adapter)
+            identity = identify(self.cfg.student, self.cfg.student_backend, adapter)
             try:
                 answers = self.answer(held, tuned, identity, "held-out: student + adapter")
             finally:
@@ -424,7 +416,7 @@ def run_adapter(
     train: bool,
     rows: list[dict[str, Any]],
     student: str,
-    student_id: dict[str, Any],
+    student_id: ModelIdentity,
     train_settings: dict[str, Any],
     ui: Progress,
     free_memory: Callable[[], None],

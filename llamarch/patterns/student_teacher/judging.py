@@ -18,6 +18,7 @@ from typing import Any
 
 from ...evals.agreement import agreement
 from ...evals.humaneval import Problem, ProblemResult, build_prompt
+from ...identity import ModelIdentity
 from .verdict import MAX_SCORE, MIN_SCORE, Verdict
 
 VERDICT_KIND = "verdict"  # the store kind `llamarch judge --pairs` uses too: same key, same verdict
@@ -31,7 +32,7 @@ def judge_pairs(problems: Sequence[Problem], results: Sequence[ProblemResult]) -
 def judge_verdicts(
     store: Any,
     open_teacher: Callable[[], Any],
-    teacher_identity: dict[str, Any],
+    teacher_identity: ModelIdentity,
     rubric: Any,
     options: dict[str, Any],
     pairs: Sequence[tuple[str, str]],

@@ -27,6 +27,7 @@ from ...evals.checkers import Check, SQLChecker, Task
 from ...evals.sql import SQLSettings, evaluate, generate_replies, schema_text
 from ...evals.stats import compare_paired
 from ...evals.vote import MIN_VOTES, Vote, pick, vote
+from ...identity import ModelIdentity, identify
 from ...jsonl import write_jsonl
 from ...store import Store, result_key
 from .distill import (
@@ -35,7 +36,6 @@ from .distill import (
     TIMINGS_FILE,
     Progress,
     _Lazy,
-    model_identity,
     run_adapter,
     side_engine,
     write_json,
@@ -109,8 +109,8 @@ class VerifiedDistiller:
         self.checker = SQLChecker(config.db)
         self.out = paths.ensure_dir(Path(config.out))
         self.timings: dict[str, Any] = {}
-        self.student_id = model_identity(config.student, config.student_backend)
-        self.teacher_id = model_identity(config.teacher, config.teacher_backend)
+        self.student_id = identify(config.student, config.student_backend)
+        self.teacher_id = identify(config.teacher, config.teacher_backend)
         self._student = _Lazy(lambda: self._open(config.student, config.student_backend))
         self._teacher = _Lazy(lambda: self._open(config.teacher, config.teacher_backend))
 
@@ -235,7 +235,7 @@ class VerifiedDistiller:
     # --- answers ------------------------------------------------------------------------
 
     def answer(
-        self, questions: Sequence[Any], model: _Lazy, identity: dict[str, Any], settings: SQLSettings, label: str
+        self, questions: Sequence[Any], model: _Lazy, identity: ModelIdentity, settings: SQLSettings, label: str
     ) -> list[list[Check]]:
         """Each question's replies, checked (against its reference when it has one)."""
         from ...sql.prompt import sql_messages
@@ -345,7 +345,7 @@ class VerifiedDistiller:
         cfg = self.cfg
         runs: dict[str, Any] = {}
 
-        def run(name: str, model: _Lazy, identity: dict[str, Any], settings: SQLSettings) -> None:
+        def run(name: str, model: _Lazy, identity: ModelIdentity, settings: SQLSettings) -> None:
             with self.ui.phase(f"held-out: {name}", len(held)) as advance:
                 runs[name] = evaluate(
                     _Deferred(model),
@@ -366,7 +366,7 @@ class VerifiedDistiller:
                 run(
                     "student + adapter",
                     tuned,
-                    model_identity(cfg.student, cfg.student_backend, lora=adapter),
+                    identify(cfg.student, cfg.student_backend, adapter),
                     cfg.student_settings(),
                 )
             finally:

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ... import paths
 from ...errors import LlamarchError
 from ...evals.stats import compare_paired
 from ...evals.vote import pick
+from ...identity import ModelIdentity, identify
 from ...store import Store
 from .distill import (
     STORE_FILE,
@@ -158,7 +159,7 @@ class CodeDistiller:
                 cfg.train,
                 rows,
                 cfg.student,
-                asdict(self.identity(cfg.student, cfg.student_backend)),
+                self.identity(cfg.student, cfg.student_backend),
                 cfg.train_settings,
                 self.ui,
                 lambda: None,
@@ -202,10 +203,8 @@ class CodeDistiller:
 
         return EvalSettings(max_tokens=self.cfg.max_tokens, seed=self.cfg.seed)
 
-    def identity(self, spec: str, backend: str | None, adapter: Path | None = None) -> Any:
-        from ...evals.humaneval import identify
-
-        return identify(spec, backend, str(adapter) if adapter else None)
+    def identity(self, spec: str, backend: str | None, adapter: Path | None = None) -> ModelIdentity:
+        return identify(spec, backend, adapter)
 
     # --- answers ------------------------------------------------------------------------
 
