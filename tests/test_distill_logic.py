@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
@@ -19,7 +18,7 @@ from llamarch.patterns.student_teacher.distill import (
 )
 from llamarch.patterns.student_teacher.prompts import PromptItem, read_prompts, split_held_out
 from llamarch.patterns.student_teacher.synthesize import normalized, parse_prompts
-from llamarch.patterns.student_teacher.training import normalize_examples, split_valid, train_student_adapter
+from llamarch.patterns.student_teacher.training import normalize_examples, split_valid, training_data
 from llamarch.store import Store
 
 MIXED = [
@@ -116,10 +115,18 @@ def test_fill_from_store_computes_only_missing_and_stores_each_at_once(tmp_path)
         assert calls == [[0, 3]]
 
 
-def test_training_without_finetune_names_the_missing_piece(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "llamarch.finetune", None)  # as if the package lacked it
-    with pytest.raises(LlamarchError, match=r"llamarch.finetune .*--no-train"):
-        train_student_adapter("qwen2.5-coder-0.5b", tmp_path, tmp_path / "out")
+def test_examples_become_a_training_directory_and_bad_data_is_one_line(tmp_path):
+    """What `Student.fine_tune` trains on: examples written as train/valid.jsonl, or a ready directory."""
+    made = training_data([("Add 1 and 2.", "1 + 2"), ("Add 3 and 4.", "3 + 4")], tmp_path / "data")
+    rows = [
+        json.loads(line) for name in ("train.jsonl", "valid.jsonl") for line in (made / name).read_text().splitlines()
+    ]
+    assert made == tmp_path / "data" and {r["messages"][-1]["content"] for r in rows} == {"1 + 2", "3 + 4"}
+    assert training_data(made, tmp_path / "unused") == made and not (tmp_path / "unused").exists()
+    with pytest.raises(LlamarchError, match="has no train.jsonl"):
+        training_data(tmp_path, tmp_path / "x")
+    with pytest.raises(LlamarchError, match="no training examples given"):
+        training_data([], tmp_path / "x")
 
 
 def test_examples_normalize_to_chat_rows():

@@ -142,25 +142,6 @@ def test_teacher_synthesizes_distinct_prompts_and_reuses_stored_rounds(qwen05):
     assert synthesize_prompts(no_model, "Python string processing", 3, cached, max_rounds=2) == prompts
 
 
-def test_train_student_writes_the_set_then_needs_finetune(smollm, tmp_path, monkeypatch):
-    import sys
-
-    from llamarch.errors import LlamarchError
-
-    monkeypatch.setitem(sys.modules, "llamarch.finetune", None)  # a build without the MLX training piece
-    st = StudentTeacher(smollm, smollm)
-    with pytest.raises(LlamarchError, match="llamarch.finetune"):
-        st.student.fine_tune([("Add 1 and 2.", "1 + 2"), ("Add 3 and 4.", "3 + 4")], out_dir=tmp_path)
-    rows = [
-        json.loads(line)
-        for name in ("train.jsonl", "valid.jsonl")
-        for line in (tmp_path / "data" / name).read_text().splitlines()
-    ]
-    assert {r["messages"][-1]["content"] for r in rows} == {"1 + 2", "3 + 4"}
-    with pytest.raises(LlamarchError, match="llamarch.finetune"):
-        st.train_student([("Add 1 and 2.", "1 + 2")])
-
-
 @pytest.fixture(scope="module")
 def qwen15():
     from conftest import installed_model

@@ -49,19 +49,23 @@ def fine_tune(
     data: str | os.PathLike[str] | Sequence[dict[str, Any]],
     out_dir: str | os.PathLike[str] | None = None,
     *,
+    gguf_path: str | os.PathLike[str] | None = None,
     config: LoraConfig | None = None,
     progress: Any = None,
     **options: Any,
 ) -> FineTuned:
-    """Train a LoRA adapter on `data` and export it for llama.cpp, in one call.
+    """Train a LoRA adapter on `data` and export it for llama.cpp, in one call: the way to train from Python.
 
-    `model` is a catalog id, a GGUF path, an MLX directory or an `LLM`; `out_dir` defaults
-    to `<user dir>/adapters/<model>-<time>/`. Options are `LoraConfig` fields.
+    `model` is a catalog id, a GGUF path, an MLX directory or an `LLM`; `data` a directory
+    with train.jsonl (and valid.jsonl), a .jsonl file or a list of examples. The MLX adapter
+    goes to `out_dir` (default `<user dir>/adapters/<model>-<time>/`), the GGUF adapter to
+    `gguf_path` (default: in `out_dir`, named after it). Options are `LoraConfig` fields, and
+    `resume` / `overwrite` for an `out_dir` that already holds an adapter (refused by default).
     """
     out = Path(out_dir) if out_dir is not None else default_adapter_dir(model)
     options.setdefault("overwrite", False)
     result = train_lora(model, data, out, config=config, progress=progress, **options)
-    return FineTuned(out, export_gguf_lora(out), result)
+    return FineTuned(out, export_gguf_lora(out, gguf_path), result)
 
 
 __all__ = [

@@ -25,12 +25,12 @@ from ...catalog import sha256_file
 from ...errors import LlamarchError
 from ...identity import ModelIdentity, identify, infer_backend
 from ...jsonl import BadLine, write_jsonl
-from ...store import Store, result_key
+from ...store import Key, Store, result_key
 from .prompts import PromptItem, read_prompts, split_held_out
 from .roles import MAX_LENGTH, Student, Teacher
 from .rubric import Rubric
 from .synthesize import synthesize_prompts
-from .training import TRAIN_FILE, VALID_FILE, chat_row, split_valid, train_student_adapter
+from .training import TRAIN_FILE, VALID_FILE, chat_row, split_valid
 from .verdict import SCORE_SCHEMA, VERDICT_SCHEMA, Verdict
 
 DEFAULT_STUDENT = "qwen2.5-coder-0.5b"
@@ -445,10 +445,43 @@ def run_adapter(
     free_memory()
     t = time.perf_counter()
     with ui.training() as on_event:
-        path = train_student_adapter(student, out, out / ADAPTER_DIR, train_settings, run_key=key, progress=on_event)
+        path = train_adapter(student, out, out / ADAPTER_DIR, train_settings, key, on_event)
     timings["training"] = {"wall_s": round(time.perf_counter() - t, 3)}
     store.put_result("adapter", key, {"path": os.path.relpath(path, out), "sha256": sha256_file(path)})
     return path
+
+
+def train_adapter(
+    student: str,
+    train_dir: Path,
+    out: Path,
+    settings: dict[str, Any],
+    run_key: Key,
+    progress: Callable[[dict[str, Any]], None],
+) -> Path:
+    """LoRA-train `student` on `train_dir` (`llamarch.finetune.fine_tune`); returns `out`/adapter.gguf.
+
+    The MLX adapter goes to `out`/mlx-adapter. A run interrupted there with the same
+    `run_key` (what the run depends on, in any of its forms) resumes from its last
+    checkpoint; anything else left there is replaced.
+    """
+    from ...finetune import fine_tune, has_checkpoint
+
+    mlx_dir, key_file = paths.ensure_dir(out) / "mlx-adapter", out / "run-key"
+    resume = has_checkpoint(mlx_dir) and key_file.is_file() and key_file.read_text(encoding="utf-8") in run_key.forms()
+    if not resume:
+        key_file.write_text(run_key, encoding="utf-8")
+    tuned = fine_tune(
+        student,
+        train_dir,
+        mlx_dir,
+        gguf_path=out / "adapter.gguf",
+        resume=resume,
+        overwrite=not resume,
+        progress=progress,
+        **settings,
+    )
+    return tuned.gguf_path
 
 
 # --- pure helpers: training rows, scores, files -----------------------------------------

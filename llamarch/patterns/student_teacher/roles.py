@@ -119,16 +119,25 @@ class Student(_Role):
         return completed(self.llm.stream_batch(prompts, parallel=parallel, **self.options))
 
     def fine_tune(self, data: Any, out_dir: str | os.PathLike[str] | None = None, **settings: Any) -> Path:
-        """LoRA-train the student on `data`, then answer with the adapter; returns the adapter.
+        """LoRA-train the student on `data` (`llamarch.finetune.fine_tune`), then answer with the
+        adapter; returns the GGUF adapter, `out_dir`/adapter.gguf.
 
         `data` is a directory holding mlx-lm's train.jsonl/valid.jsonl, or examples:
-        `{"messages": [...]}` rows, `{"prompt", "completion"}` rows or (prompt, answer) pairs.
+        `{"messages": [...]}` rows, `{"prompt", "completion"}` rows or (prompt, answer) pairs
+        (written to `out_dir`/data). `settings` are `LoraConfig` fields; the MLX adapter goes
+        to `out_dir`/mlx-adapter, replacing one left there.
         """
-        from .training import fine_tune_student
+        from ...finetune import default_adapter_dir, fine_tune
+        from .training import training_data
 
-        adapter = fine_tune_student(model_spec(self.llm), data, out_dir, settings)
-        self.use_adapter(adapter)
-        return adapter
+        spec = model_spec(self.llm)
+        out = Path(out_dir) if out_dir else default_adapter_dir(spec)
+        train_dir = training_data(data, out / "data")
+        tuned = fine_tune(
+            spec, train_dir, out / "mlx-adapter", gguf_path=out / "adapter.gguf", overwrite=True, **settings
+        )
+        self.use_adapter(tuned.gguf_path)
+        return tuned.gguf_path
 
     def use_adapter(self, adapter: str | os.PathLike[str]) -> None:
         """Reopen the student's model with a GGUF LoRA adapter applied."""
