@@ -325,6 +325,7 @@ def judge_subset(args: argparse.Namespace, results: Sequence[Any]) -> list[dict[
     """The teacher's score (no improved answer) for a balanced subset of the student's
     HumanEval answers: up to N/2 that pass and N/2 that fail, in problem order."""
     from llamarch.evals.humaneval import build_prompt, load_problems
+    from llamarch.identity import identify
     from llamarch.patterns.student_teacher.roles import Teacher
     from llamarch.store import Store, result_key
 
@@ -334,7 +335,8 @@ def judge_subset(args: argparse.Namespace, results: Sequence[Any]) -> list[dict[
     pairs = [(build_prompt(problems[r.task_id]), r.completion) for r in chosen]
     options = {"temperature": 0.0, "max_tokens": 256, "seed": 0}
     with Store(args.out / "judge.db") as store:
-        keys = [result_key("he-judge", args.teacher, q, a, options) for q, a in pairs]
+        teacher_id = identify(args.teacher)
+        keys = [result_key("he-judge", teacher_id, q, a, options) for q, a in pairs]
         scores = [store.get_result("he-judge", k) for k in keys]
         todo = [i for i, s in enumerate(scores) if s is None]
         if todo:

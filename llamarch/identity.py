@@ -70,7 +70,7 @@ class ModelIdentity:
         if self.adapter_sha256:
             legacy_distill["lora_sha256"] = self.adapter_sha256
         legacy_fields = {k: v for k, v in asdict(self).items() if k != "spec"}  # distill --check python's adapters
-        return [self.key(), legacy_distill, legacy_fields]
+        return [self.key(), legacy_distill, legacy_fields, self.spec]  # the spec: benchmarks' judge scores
 
 
 def identify(

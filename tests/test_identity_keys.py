@@ -59,6 +59,7 @@ def test_identity_is_the_weights_sha256_for_an_id_and_a_path(smollm_path):
     assert by_id.sha256 == by_path.sha256 == get_entry("smollm2-135m").sha256
     assert by_id.key() == by_path.key() == [by_id.sha256, None]  # a renamed or moved copy keys the same
     assert result_key("answer", by_id, "q") == result_key("answer", by_path, "q")
+    assert old_result_key("he-judge", "smollm2-135m", "q") in result_key("he-judge", by_id, "q").aliases  # a bare spec
 
 
 def distill_config(tmp_path: Path, smollm_path: Path, adapter: Path) -> DistillConfig:
