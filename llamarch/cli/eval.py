@@ -319,7 +319,7 @@ def judge_command(
     from ..evals.humaneval import EvalSettings, evaluate, identify, load_problems, summary
     from ..llm import LLM
     from ..patterns.student_teacher import Rubric, Teacher
-    from ..patterns.student_teacher.distill import model_identity, side_engine
+    from ..patterns.student_teacher.distill import side_engine
     from ..patterns.student_teacher.judging import judge_pairs, judge_report, judge_verdicts
     from ..patterns.student_teacher.roles import TEACHER_OPTIONS
     from ..patterns.student_teacher.verdict import Verdict
@@ -371,7 +371,7 @@ def judge_command(
                 stored, computed = judge_verdicts(
                     store,
                     open_teacher,
-                    model_identity(teacher, teacher_backend),
+                    identify(teacher, teacher_backend),
                     rubric_obj,
                     options,
                     judge_pairs(problems, run.results),

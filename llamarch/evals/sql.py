@@ -26,7 +26,7 @@ STOPS = ("```\n\n",)  # a closing fence followed by prose: the query is complete
 class SQLSettings:
     """How questions are asked: the schema in the prompt, sampling, and extra context."""
 
-    schema: str = "compact"  # compact | ddl | none
+    schema: str = "compact"  # one of sql.schema.SCHEMA_STYLES
     sample_rows: int = 0  # example rows per table in the prompt
     distinct: bool = False  # the values of short text columns in the prompt
     notes: str | None = None  # the user's notes about the data
@@ -83,7 +83,9 @@ def generate_replies(
         advance(len(messages) - len(todo))
     options = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "stop": list(STOPS)}
     t0 = time.perf_counter()
-    if settings.samples <= 1:
+    if not todo:
+        pass  # all stored: the model is not even opened
+    elif settings.samples <= 1:
         for j, text, stats in _replies(llm, [messages[i] for i in todo], parallel, seed=settings.seed, **options):
             i = todo[j]
             results[i] = {"replies": [text], "completion_tokens": stats.completion_tokens}

@@ -88,9 +88,6 @@ class Progress:
         pass
 
 
-model_identity = identify  # what keys a model's stored results; the name cli/eval.py imports
-
-
 def side_engine(spec: str, backend: str | None, engine: dict[str, Any]) -> dict[str, Any]:
     """The engine options that apply to one side: a server's key only goes to a server."""
     if (backend or infer_backend(spec)) == "openai":
