@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--prompts", type=Path, help="training questions (JSONL); added to --synthesize")
     p.add_argument("--synthesize", type=int, default=300)
+    p.add_argument(
+        "--from-queries", type=int, default=0, help="queries built from the data, with teacher-written questions"
+    )
     p.add_argument("--student", default="qwen2.5-coder-0.5b")
     p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     p.add_argument("--samples", type=int, default=8)
@@ -95,6 +98,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
         prompts=args.prompts,
         eval_questions=args.questions,
         synthesize=args.synthesize,
+        from_queries=args.from_queries,
         samples=args.samples,
         sample_temperature=args.sample_temperature,
         min_votes=args.min_votes,

@@ -157,6 +157,12 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
     help="--check sql: how many of the K samples must share a result for it to be kept.",
 )
 @click.option(
+    "--from-queries",
+    type=click.IntRange(min=1),
+    help="--check sql: also build N queries from the database's tables, keys and values, "
+    "each with the question the teacher says it answers (right by construction).",
+)
+@click.option(
     "--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees."
 )
 @click.option(
@@ -200,6 +206,7 @@ def distill(
     samples: int,
     sample_temperature: float,
     min_votes: int,
+    from_queries: int | None,
     teacher_context: Path | None,
     student_schema: str,
     no_teacher_eval: bool,
@@ -268,6 +275,7 @@ def distill(
             samples=samples,
             sample_temperature=sample_temperature,
             min_votes=min_votes,
+            from_queries=from_queries or 0,
             teacher_context=teacher_context,
             student_schema=student_schema,
             evaluate_teacher=not no_teacher_eval,
@@ -340,8 +348,8 @@ def _distill_checked(**options: Any) -> None:
 
     if options["db"] is None:
         raise click.UsageError("--check sql needs --db FILE.sqlite: the database the questions are about")
-    if options["prompts"] is None and not options["synthesize"]:
-        raise click.UsageError("give training questions: --prompts FILE.jsonl or --synthesize N")
+    if options["prompts"] is None and not options["synthesize"] and not options["from_queries"]:
+        raise click.UsageError("give training questions: --prompts FILE.jsonl, --synthesize N or --from-queries N")
     options["synthesize"] = options["synthesize"] or 0
     _run_checked(lambda: VerifiedDistiller(VerifiedConfig(**options), CliProgress()).run(), options["out"])
 

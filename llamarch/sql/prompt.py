@@ -28,6 +28,39 @@ def sql_messages(question: str, schema: str) -> list[Message]:
     ]
 
 
+QUESTION_FOR_QUERY = (
+    "This SQLite query runs on the database above:\n```sql\n{sql}\n```\n"
+    "Write the question a user would ask that this query answers: one sentence in plain words, "
+    "with the values the query looks for, without SQL and without table or column names. "
+    "Reply with the question only."
+)
+
+
+def question_messages(sql: str, schema: str) -> list[Message]:
+    """The chat messages that ask which question `sql` answers (`distill --from-queries`);
+    the schema comes first, so that every query of a run shares it as a prefix."""
+    return [
+        {"role": "system", "content": "You are an expert in SQLite and in the data of the database below."},
+        {"role": "user", "content": f"Database:\n{schema.strip()}\n\n{QUESTION_FOR_QUERY.format(sql=sql.strip())}"},
+    ]
+
+
+def parse_question(reply: str) -> str | None:
+    """The question in a reply to `question_messages`: its first line, without a label or
+    quotes; None when that is not a plain question of a few words (SQL, a list, an essay)."""
+    line = next((x.strip() for x in reply.strip().splitlines() if x.strip()), "")
+    line = (
+        re.sub(r"^(?:\*\*)?(?:question|q)\s*:\s*(?:\*\*)?\s*", "", line, flags=re.IGNORECASE)
+        .strip()
+        .strip('"`*')
+        .strip()
+    )
+    words = line.split()
+    if not 3 <= len(words) <= 45 or re.search(r"\bselect\b.*\bfrom\b|```|;", line, re.IGNORECASE):
+        return None
+    return line
+
+
 def repair_messages(messages: list[Message], reply: str, reason: str, *, hint: str | None = None) -> list[Message]:
     """`messages` continued with a failed reply and the checker's reason, asking for a fix.
 

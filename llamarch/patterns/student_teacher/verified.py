@@ -59,6 +59,7 @@ class VerifiedConfig:
     prompts: Path | None = None  # training questions: {"question"[, "sql"]} per line
     eval_questions: Path | None = None  # held-out questions with reference SQL
     synthesize: int = 0
+    from_queries: int = 0  # queries built from the data, their questions written by the teacher
     teacher_context: Path | None = None  # the user's notes, for the teacher only
     samples: int = 8
     sample_temperature: float = 0.7
@@ -94,6 +95,10 @@ class VerifiedConfig:
             max_tokens=self.max_tokens,
             seed=self.seed,
         )
+
+
+FROM_QUERY = "from-query:"  # the source of a question the teacher wrote for a built query
+QUESTION_TOKENS = 64
 
 
 class VerifiedDistiller:
@@ -160,6 +165,7 @@ class VerifiedDistiller:
                 "samples": self.cfg.samples,
                 "sample_temperature": self.cfg.sample_temperature,
                 "min_votes": self.cfg.min_votes,
+                "from_queries": self.cfg.from_queries,
                 "student_schema": self.cfg.student_schema,
                 "teacher_sample_rows": self.cfg.teacher_sample_rows,
                 "max_tokens": self.cfg.max_tokens,
@@ -189,6 +195,8 @@ class VerifiedDistiller:
         questions = list(load_questions(self.cfg.prompts, self.checker.conn)) if self.cfg.prompts else []
         if self.cfg.synthesize:
             questions += [Question(q, None, f"synthesized:{n}") for n, q in enumerate(self.synthesized(), 1)]
+        if self.cfg.from_queries:
+            questions += self.query_questions(held)
         held_text = {normalize_question(q.question) for q in held}
         seen: set[str] = set()
         kept, same_text = [], 0
@@ -200,7 +208,7 @@ class VerifiedDistiller:
                 seen.add(norm)
                 kept.append(q)
         if not kept:
-            raise LlamarchError("no training questions: give --prompts FILE.jsonl or --synthesize N")
+            raise LlamarchError("no training questions: give --prompts FILE.jsonl, --synthesize N or --from-queries N")
         return kept, {"same_text": same_text}
 
     def synthesized(self) -> list[str]:
@@ -226,6 +234,40 @@ class VerifiedDistiller:
             self.ui.warn(f"the teacher wrote {len(texts)} distinct questions of the {self.cfg.synthesize} asked for")
         write_jsonl(self.out / "questions.jsonl", ({"question": t} for t in texts))
         return texts
+
+    def query_questions(self, held: Sequence[Any]) -> list[Any]:
+        """Queries built from the database (`sql.sampled_queries`), none giving a held-out
+        result, each with the question the teacher says it answers (greedy, in one batch,
+        with the teacher's context). A reply that is not a plain question drops its query."""
+        from ...sql.prompt import parse_question, question_messages
+        from ...sql.questions import Question
+        from ...sql.sampled_queries import sample_queries
+        from ...sql.schema import read_tables
+
+        conn = self.checker.conn
+        queries = sample_queries(
+            conn, read_tables(conn), self.cfg.from_queries, self.cfg.seed, exclude=self.held_signatures(held)
+        )
+        settings = replace(self.cfg.teacher_settings(samples=1), max_tokens=QUESTION_TOKENS)
+        schema = schema_text(self.checker, settings)
+        messages = [question_messages(q.sql, schema) for q in queries]
+        with self.ui.phase("teacher writes the questions of queries", len(messages)) as advance:
+            replies, _ = generate_replies(
+                _Deferred(self._teacher),
+                messages,
+                settings,
+                store=self.store,
+                model_key=self.teacher_id,
+                parallel=self.cfg.parallel,
+                advance=advance,
+            )
+        found = []
+        for n, (query, got) in enumerate(zip(queries, replies), 1):
+            text = parse_question(got["replies"][0])
+            if text:
+                found.append(Question(text, query.sql, f"{FROM_QUERY}{n}"))
+        write_jsonl(self.out / "query-questions.jsonl", ({"question": q.question, "sql": q.sql} for q in found))
+        return found
 
     def held_signatures(self, held: Sequence[Any]) -> set[str]:
         from ...sql.match import result_signature
@@ -262,6 +304,10 @@ class VerifiedDistiller:
     def teacher_answers(self, questions: Sequence[Any]) -> list[tuple[Vote, list[Check]]]:
         """The teacher's K checked samples per question and the vote on them; a question
         where no sample ran gets one repair of its best sample, given the checker's reason."""
+        built = {i for i, q in enumerate(questions) if q.source.startswith(FROM_QUERY)}
+        if built:  # a built query is its question's answer: the teacher is not asked
+            asked = iter(self.teacher_answers([q for i, q in enumerate(questions) if i not in built]))
+            return [self._query_answer(q) if i in built else next(asked) for i, q in enumerate(questions)]
         settings = self.cfg.teacher_settings()
         sampled = self.answer(
             questions, self._teacher, self.teacher_id, settings, f"teacher samples (K={settings.samples})"
@@ -283,6 +329,14 @@ class VerifiedDistiller:
                 outcome = Vote((len(checks) - 1,), "repair", 1, 1, len(checks))
             results.append((outcome, checks))
         return results
+
+    def _query_answer(self, q: Any) -> tuple[Vote, list[Check]]:
+        from ...sql.prompt import as_answer
+
+        check = self.checker(Task(q.question, q.sql, q.source), as_answer(q.sql))
+        if check.passed:
+            return Vote((0,), "query", 1, 1, 1), [check]
+        return Vote((), "none", 0, int(check.executed), 1, check.reason), [check]
 
     def repair(
         self, questions: Sequence[Any], sampled: Sequence[list[Check]], broken: list[int], settings: SQLSettings
@@ -451,12 +505,13 @@ def training_rows(
     from ...sql.prompt import as_answer, sql_messages
 
     rows: list[dict[str, Any]] = []
-    counts = {"rows": 0, "student_answers": 0, "teacher_answers": 0, "unverified": 0, "repaired": 0}
+    counts = {"rows": 0, "student_answers": 0, "teacher_answers": 0, "unverified": 0, "repaired": 0, "from_queries": 0}
     for q, own, (outcome, checks) in zip(questions, student, teacher):
         if not outcome.verified:
             counts["unverified"] += 1
             continue
         counts["repaired"] += outcome.how == "repair"
+        counts["from_queries"] += outcome.how == "query"
         target = checks[outcome.accepted[0]].signature
         mine = own[0]
         agrees = mine.passed if q.sql is not None else (mine.executed and mine.signature == target)

@@ -1,0 +1,249 @@
+"""Queries written from the schema and the data, correct by construction (`distill --from-queries N`).
+
+Voting makes the teacher's answers to its own questions right about three times in four,
+and the rows it can verify are the easy ones. Here the direction is reversed: a query is
+built from the database's own tables, foreign keys and values (a look-up, a count, a
+top-N list, a join of two or three tables along their foreign keys, a group, a date, a
+subquery), run read-only, and kept when it returns a small non-empty result; the
+teacher then only writes the question each query answers, which is far easier than
+writing the query. Nothing here knows any particular database.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .guard import QueryFailed, run_query
+from .match import result_signature
+from .schema import Column, Table, _display_name, _is_text, quote_name
+
+MAX_RESULT_ROWS = 20  # a question whose answer is a long list is a poor question
+
+
+@dataclass(frozen=True)
+class SampledQuery:
+    base: str  # the query without its LIMIT; when limited, ordered by its last column
+    kind: str  # lookup | count | aggregate | top | group | join | join-group | date | subquery | null
+    limit: int | None = None
+
+    @property
+    def sql(self) -> str:
+        return self.base if self.limit is None else f"{self.base} LIMIT {self.limit}"
+
+
+def _is_number(c: Column) -> bool:
+    t = c.type.upper()
+    return any(k in t for k in ("INT", "REAL", "NUM", "DEC", "FLOA", "DOUB")) and not _is_date(c)
+
+
+def _is_date(c: Column) -> bool:
+    t = c.type.upper()
+    return "DATE" in t or "TIME" in t
+
+
+def _is_key(table: Table, c: Column) -> bool:
+    return c.primary_key or any(col == c.name for col, _, _ in table.foreign_keys) or c.name.lower().endswith("id")
+
+
+def _col(table: Table, c: Column) -> str:
+    return f"{_display_name(table.name)}.{_display_name(c.name)}"
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class QuerySampler:
+    """Random queries over one database, reproducible from a seed."""
+
+    def __init__(self, conn: sqlite3.Connection, tables: list[Table], seed: int = 0):
+        self.conn = conn
+        self.tables = [t for t in tables if t.rows > 0 and t.columns]
+        self.by_name = {t.name.lower(): t for t in self.tables}
+        self.rng = random.Random(seed)
+
+    # --- pieces ---------------------------------------------------------------------
+
+    def _columns(self, t: Table, test: Callable[[Column], bool]) -> list[Column]:
+        return [c for c in t.columns if test(c) and not _is_key(t, c)]
+
+    def _label(self, t: Table) -> Column:
+        """The column that names a row: its first text column, else its key."""
+        texts = self._columns(t, lambda c: _is_text(c.type))
+        return texts[0] if texts else t.columns[0]
+
+    def _value(self, t: Table, c: Column) -> object | None:
+        """A value that column really holds, from a random row."""
+        try:
+            count = run_query(self.conn, f"SELECT count({quote_name(c.name)}) FROM {quote_name(t.name)}").rows[0][0]
+            if not count:
+                return None
+            sql = (
+                f"SELECT {quote_name(c.name)} FROM {quote_name(t.name)} WHERE {quote_name(c.name)} IS NOT NULL "
+                f"LIMIT 1 OFFSET {self.rng.randrange(count)}"
+            )
+            value = run_query(self.conn, sql).rows[0][0]
+        except (QueryFailed, IndexError):
+            return None
+        if isinstance(value, bytes) or (isinstance(value, str) and (len(value) > 40 or "\n" in value)):
+            return None
+        return value
+
+    def _edges(self, t: Table) -> list[tuple[Table, str]]:
+        """Tables one foreign key away from t (either direction), with the join condition."""
+        out = []
+        for col, rt, rc in t.foreign_keys:
+            other = self.by_name.get(rt.lower())
+            if other and other is not t and rc:
+                cond = f"{_display_name(t.name)}.{_display_name(col)} = {_col(other, Column(rc, '', 0, 0))}"
+                out.append((other, cond))
+        for other in self.tables:
+            for col, rt, rc in other.foreign_keys:
+                if rt.lower() == t.name.lower() and other is not t and rc:
+                    cond = f"{_display_name(other.name)}.{_display_name(col)} = {_col(t, Column(rc, '', 0, 0))}"
+                    out.append((other, cond))
+        return out
+
+    def _path(self, length: int) -> tuple[list[Table], str] | None:
+        """A chain of `length` + 1 distinct tables joined on foreign keys, as a FROM clause."""
+        start = self.rng.choice(self.tables)
+        path, clause = [start], _display_name(start.name)
+        for _ in range(length):
+            steps = [(o, cond) for o, cond in self._edges(path[-1]) if o not in path]
+            if not steps:
+                return None
+            other, cond = self.rng.choice(steps)
+            path.append(other)
+            clause += f" JOIN {_display_name(other.name)} ON {cond}"
+        return path, clause
+
+    # --- templates ------------------------------------------------------------------
+
+    def _one_table(self) -> SampledQuery | None:
+        t = self.rng.choice(self.tables)
+        texts = self._columns(t, lambda c: _is_text(c.type))
+        numbers = self._columns(t, _is_number)
+        dates = [c for c in t.columns if _is_date(c)]
+        name, table = _col(t, self._label(t)), _display_name(t.name)
+        kind = self.rng.choice(["lookup", "count", "aggregate", "top", "group", "date", "subquery", "null"])
+        if kind in ("lookup", "count") and texts:
+            c = self.rng.choice(texts)
+            value = self._value(t, c)
+            if value is None:
+                return None
+            where = f"{_col(t, c)} = {_literal(value)}"
+            others = [x for x in t.columns if x.name != c.name and not _is_key(t, x)] or t.columns
+            shown = self.rng.choice(others)
+            what = "count(*)" if kind == "count" else _col(t, shown)
+            return SampledQuery(f"SELECT {what} FROM {table} WHERE {where}", kind)
+        if kind == "aggregate" and numbers:
+            c = self.rng.choice(numbers)
+            fn = self.rng.choice(["avg", "max", "min", "sum"])
+            return SampledQuery(f"SELECT {fn}({_col(t, c)}) FROM {table}", kind)
+        if kind == "top" and numbers:
+            c = self.rng.choice(numbers)
+            order = self.rng.choice(["DESC", "ASC"])
+            n = self.rng.choice([1, 3, 5])
+            return SampledQuery(f"SELECT {name}, {_col(t, c)} FROM {table} ORDER BY {_col(t, c)} {order}", kind, n)
+        if kind == "group" and texts:
+            c = self.rng.choice(texts)
+            return SampledQuery(
+                f"SELECT {_col(t, c)}, count(*) FROM {table} GROUP BY {_col(t, c)} ORDER BY count(*) DESC", kind, 5
+            )
+        if kind == "date" and dates:
+            c = self.rng.choice(dates)
+            value = self._value(t, c)
+            if not isinstance(value, str) or len(value) < 4:
+                return None
+            what = self.rng.choice(["count(*)", f"min({_col(t, c)})"])
+            return SampledQuery(f"SELECT {what} FROM {table} WHERE strftime('%Y', {_col(t, c)}) = '{value[:4]}'", kind)
+        if kind == "subquery" and numbers:
+            c = self.rng.choice(numbers)
+            col = _col(t, c)
+            return SampledQuery(
+                f"SELECT {name}, {col} FROM {table} WHERE {col} > (SELECT avg({col}) FROM {table}) ORDER BY {col} DESC",
+                kind,
+                5,
+            )
+        if kind == "null":
+            nullable = [c for c in t.columns if not c.not_null and not c.primary_key]
+            if nullable:
+                c = self.rng.choice(nullable)
+                return SampledQuery(f"SELECT count(*) FROM {table} WHERE {_col(t, c)} IS NULL", kind)
+        return None
+
+    def _joined(self) -> SampledQuery | None:
+        found = self._path(self.rng.choice([1, 1, 2]))
+        if not found:
+            return None
+        path, clause = found
+        first, last = path[0], path[-1]
+        if self.rng.random() < 0.5:  # the rows of one end that match a value at the other
+            texts = self._columns(last, lambda c: _is_text(c.type))
+            if not texts:
+                return None
+            c = self.rng.choice(texts)
+            value = self._value(last, c)
+            if value is None:
+                return None
+            what = self.rng.choice([_col(first, self._label(first)), "count(*)"])
+            return SampledQuery(f"SELECT {what} FROM {clause} WHERE {_col(last, c)} = {_literal(value)}", "join")
+        texts = self._columns(last, lambda c: _is_text(c.type))  # a measure of one end per named row of the other
+        if not texts:
+            return None
+        label = _col(last, texts[0])
+        numbers = self._columns(first, _is_number)
+        measure = f"sum({_col(first, self.rng.choice(numbers))})" if numbers and self.rng.random() < 0.5 else "count(*)"
+        return SampledQuery(
+            f"SELECT {label}, {measure} FROM {clause} GROUP BY {label} ORDER BY {measure} DESC", "join-group", 5
+        )
+
+    def candidates(self) -> Iterator[SampledQuery]:
+        while True:
+            query = self._joined() if self.rng.random() < 0.5 else self._one_table()
+            if query is not None:
+                yield query
+
+
+def sample_queries(
+    conn: sqlite3.Connection, tables: list[Table], n: int, seed: int = 0, exclude: set[str] | None = None
+) -> list[SampledQuery]:
+    """Up to n distinct queries that run and return 1 to MAX_RESULT_ROWS rows, none of which
+    gives a result in `exclude` (the held-out references' result signatures) or a result
+    another kept query gives. Reproducible from `seed`."""
+    sampler = QuerySampler(conn, tables, seed)
+    if not sampler.tables:
+        return []
+    kept: list[SampledQuery] = []
+    seen = set(exclude or ())
+    tries = 0
+    for query in sampler.candidates():
+        tries += 1
+        if len(kept) >= n or tries > 40 * n + 100:
+            break
+        try:
+            result = run_query(conn, query.sql, max_rows=MAX_RESULT_ROWS + 1, time_budget_s=1.0)
+            if query.limit is not None and _tie_at_limit(conn, query):
+                continue
+        except QueryFailed:
+            continue
+        if not result.rows or len(result.rows) > MAX_RESULT_ROWS or all(v in (None, 0) for v in result.rows[0]):
+            continue
+        signature = result_signature(result)
+        if signature not in seen:
+            seen.add(signature)
+            kept.append(query)
+    return kept
+
+
+def _tie_at_limit(conn: sqlite3.Connection, query: SampledQuery) -> bool:
+    """Whether the row just past the LIMIT ties with the last one kept: then which rows
+    the query returns is arbitrary, and no question has one right answer."""
+    limit = query.limit or 0
+    rows = run_query(conn, f"{query.base} LIMIT {limit + 1}", max_rows=limit + 1, time_budget_s=1.0).rows
+    return len(rows) > limit and rows[limit - 1][-1] == rows[limit][-1]
