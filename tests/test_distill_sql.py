@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from llamarch.sql import open_readonly, result_signature, run_query
+
 TRAIN = [
     {"question": "How many books are there?", "sql": "SELECT count(*) FROM book"},
     {"question": "List the names of all authors."},
@@ -102,6 +104,8 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
         "4",
         "--max-tokens",
         "96",
+        "--from-queries",
+        "3",
         "--teacher-context",
         str(notes),
         "--iters",
@@ -119,7 +123,16 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["judged_by"] == "execution" and report["recipe"] == "corrected"
-    assert report["questions"]["overlap_dropped"]["same_text"] == 1 and report["questions"]["train"] == 6
+    built = [json.loads(line) for line in (out / "query-questions.jsonl").read_text().splitlines()]
+    assert report["settings"]["from_queries"] == 3 and len(built) <= 3
+    assert report["questions"]["overlap_dropped"]["same_text"] == 1
+    assert report["questions"]["train"] == 6 + len(built)
+    assert report["training_set"]["from_queries"] <= len(built)
+    conn = open_readonly(library)
+    held_results = {result_signature(run_query(conn, q["sql"])) for q in HELD_OUT}
+    for q in built:  # each built query runs, returns rows, and gives no held-out answer
+        assert q["question"].strip() and result_signature(run_query(conn, q["sql"])) not in held_results
+    conn.close()
     models = report["evaluation"]["models"]
     assert set(models) == {"student", "student + adapter", "teacher greedy", "teacher amplified (K=4)"}, proc.stdout
     for summary in models.values():

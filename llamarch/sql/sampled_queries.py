@@ -137,7 +137,8 @@ class QuerySampler:
             if value is None:
                 return None
             where = f"{_col(t, c)} = {_literal(value)}"
-            others = [x for x in t.columns if x.name != c.name and not _is_key(t, x)] or t.columns
+            others = [x for x in t.columns if x.name != c.name]  # never the column it filters on
+            others = [x for x in others if not _is_key(t, x)] or others
             shown = self.rng.choice(others)
             what = "count(*)" if kind == "count" else _col(t, shown)
             return SampledQuery(f"SELECT {what} FROM {table} WHERE {where}", kind)

@@ -1,0 +1,126 @@
+"""Queries built from a database (`distill --from-queries`), on real SQLite databases the tests make."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from llamarch.sql import open_readonly, read_tables, result_signature, run_query
+from llamarch.sql.prompt import parse_question, question_messages
+from llamarch.sql.sampled_queries import MAX_RESULT_ROWS, SampledQuery, _tie_at_limit, sample_queries
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    path = tmp_path / "shop.sqlite"
+    w = sqlite3.connect(path)
+    w.executescript("""
+        CREATE TABLE Region (RegionId INTEGER PRIMARY KEY, Name TEXT NOT NULL);
+        CREATE TABLE Customer (CustomerId INTEGER PRIMARY KEY, Name TEXT, City TEXT,
+                               RegionId INTEGER REFERENCES Region(RegionId));
+        CREATE TABLE "Order" (OrderId INTEGER PRIMARY KEY, CustomerId INTEGER REFERENCES Customer(CustomerId),
+                              OrderDate DATETIME, Total NUMERIC(10,2), Note TEXT);
+    """)
+    w.executemany("INSERT INTO Region VALUES (?, ?)", [(1, "North"), (2, "South"), (3, "West")])
+    cities = ["Oslo", "Lima", "Pune", "Kyiv", "Oslo", "Lima"]
+    w.executemany(
+        "INSERT INTO Customer VALUES (?, ?, ?, ?)",
+        [(i, f"Customer {i}", cities[i % 6], 1 + i % 3) for i in range(1, 25)],
+    )
+    w.executemany(
+        'INSERT INTO "Order" VALUES (?, ?, ?, ?, ?)',
+        [
+            (i, 1 + i % 24, f"20{20 + i % 5}-0{1 + i % 9}-1{i % 10} 00:00:00", round(3.5 * i % 97, 2), None)
+            for i in range(1, 200)
+        ],
+    )
+    w.commit()
+    w.close()
+    return path
+
+
+def test_built_queries_run_return_few_rows_and_are_distinct(shop: Path) -> None:
+    before = hashlib.sha256(shop.read_bytes()).hexdigest()
+    conn = open_readonly(shop)
+    queries = sample_queries(conn, read_tables(conn), 40, seed=0)
+    assert len(queries) == 40
+    signatures = set()
+    for q in queries:
+        result = run_query(conn, q.sql, max_rows=MAX_RESULT_ROWS + 1)  # through the read-only guard
+        assert 1 <= len(result.rows) <= MAX_RESULT_ROWS, q.sql
+        signatures.add(result_signature(result))
+    assert len(signatures) == 40  # no two queries give the same result
+    kinds = {q.kind for q in queries}
+    assert {"join", "lookup"} <= kinds and len(kinds) >= 5, kinds
+    assert any(q.sql.count(" JOIN ") == 2 for q in queries)  # three tables along the foreign keys
+    assert any('"Order"' in q.sql for q in queries)  # a keyword as a table name is quoted
+    for q in queries:  # a look-up never answers with the very value it looks for
+        shown = re.match(r"SELECT (\S+) FROM .* WHERE (\S+) = ", q.sql)
+        assert not shown or shown.group(1) != shown.group(2), q.sql
+    conn.close()
+    assert hashlib.sha256(shop.read_bytes()).hexdigest() == before
+
+
+def test_built_queries_are_reproducible_and_skip_excluded_results(shop: Path) -> None:
+    conn = open_readonly(shop)
+    tables = read_tables(conn)
+    first = sample_queries(conn, tables, 15, seed=3)
+    assert [q.sql for q in sample_queries(conn, tables, 15, seed=3)] == [q.sql for q in first]
+    assert [q.sql for q in sample_queries(conn, tables, 15, seed=4)] != [q.sql for q in first]
+    held = {result_signature(run_query(conn, q.sql)) for q in first[:5]}
+    again = sample_queries(conn, tables, 15, seed=3, exclude=held)
+    assert not {result_signature(run_query(conn, q.sql)) for q in again} & held
+    conn.close()
+
+
+def test_a_tie_at_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ties.sqlite"
+    w = sqlite3.connect(path)
+    w.execute("CREATE TABLE Item (ItemId INTEGER PRIMARY KEY, Colour TEXT)")
+    w.executemany("INSERT INTO Item (Colour) VALUES (?)", [(c,) for c in "red red blue blue green".split()])
+    w.commit()
+    w.close()
+    conn = open_readonly(path)
+    base = "SELECT Item.Colour, count(*) FROM Item GROUP BY Item.Colour ORDER BY count(*) DESC"
+    assert _tie_at_limit(conn, SampledQuery(base, "group", 1))  # red and blue both have 2
+    assert not _tie_at_limit(conn, SampledQuery(base, "group", 2))  # then green has 1
+    assert SampledQuery(base, "group", 2).sql == base + " LIMIT 2"
+    conn.close()
+
+
+def test_a_database_with_no_rows_gives_no_queries(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE t (a INTEGER, b TEXT)").connection.close()
+    conn = open_readonly(path)
+    assert sample_queries(conn, read_tables(conn), 5) == []
+    conn.close()
+
+
+def test_the_question_of_a_query() -> None:
+    messages = question_messages("SELECT count(*) FROM t", "t(a, b)")
+    assert messages[1]["content"].startswith("Database:\nt(a, b)\n\n")  # the schema first: a shared prefix
+    assert "SELECT count(*) FROM t" in messages[1]["content"]
+    assert parse_question('Question: "How many tracks are in the Jazz genre?"\nmore') == (
+        "How many tracks are in the Jazz genre?"
+    )
+    assert parse_question("**Question:** Which artist recorded Stormbringer?") == "Which artist recorded Stormbringer?"
+    for bad in ("SELECT name FROM artist", "Hi", "", "```sql\nSELECT 1\n```"):
+        assert parse_question(bad) is None, bad
+
+
+def test_a_look_up_in_a_two_column_table_answers_with_the_other_column(tmp_path: Path) -> None:
+    path = tmp_path / "genres.sqlite"
+    w = sqlite3.connect(path)
+    w.execute("CREATE TABLE Genre (GenreId INTEGER PRIMARY KEY, Name TEXT)")
+    w.executemany("INSERT INTO Genre (Name) VALUES (?)", [(f"Genre {i}",) for i in range(30)])
+    w.commit()
+    w.close()
+    conn = open_readonly(path)
+    lookups = [q.sql for q in sample_queries(conn, read_tables(conn), 20, seed=0) if q.kind == "lookup"]
+    assert len(lookups) >= 3
+    assert all(q.startswith("SELECT Genre.GenreId FROM Genre WHERE Genre.Name = ") for q in lookups), lookups
+    conn.close()
