@@ -288,3 +288,17 @@ def test_verified_answer_votes_the_teachers_samples_by_execution(library, qwen05
         answer, vote = st.verified_answer(prompt, reference="SELECT count(*) FROM book", samples=4)
         assert vote.how == "reference" and answer is not None
     assert sha256(library) == before
+
+
+def test_held_out_questions_left_unscored_by_eval_limit_are_still_kept_out_of_training(tmp_path, library):
+    from llamarch.patterns.student_teacher.verified import VerifiedConfig, VerifiedDistiller, spread
+
+    held = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
+    train = write_jsonl(tmp_path / "train.jsonl", [*TRAIN, {"question": HELD_OUT[2]["question"]}])
+    config = VerifiedConfig(out=tmp_path / "run", db=library, prompts=train, eval_questions=held, eval_limit=1)
+    distiller = VerifiedDistiller(config)
+    test = distiller.load_held_out()
+    assert len(test) == 3 and [q.question for q in spread(test, 1)] == [HELD_OUT[0]["question"]]
+    kept, overlap = distiller.load_training(test)
+    assert overlap["same_text"] == 2 and len(kept) == 6  # HELD_OUT[0]'s (scored) and HELD_OUT[2]'s (not)
+    distiller.checker.close()

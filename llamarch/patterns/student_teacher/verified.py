@@ -133,15 +133,16 @@ class VerifiedDistiller:
         with Store(self.out / STORE_FILE) as store:
             self.store = store
             try:
-                held = self.load_held_out()
-                train, overlap = self.load_training(held)
+                test = self.load_held_out()  # none of these may be trained on, scored or not
+                held = spread(test, self.cfg.eval_limit)  # the ones scored
+                train, overlap = self.load_training(test)
                 student = self.answer(
                     train, self._student, self.student_id, self.cfg.student_settings(), "student answers"
                 )
                 self._student.close()
                 teacher = self.teacher_answers(train)
                 train, teacher, student, dropped = drop_result_overlap(
-                    train, teacher, student, self.held_signatures(held)
+                    train, teacher, student, self.held_signatures(test)
                 )
                 overlap["same_result"] = dropped
                 rows, counts = training_rows(
@@ -185,8 +186,7 @@ class VerifiedDistiller:
 
         if not self.cfg.eval_questions:
             return []
-        held = load_questions(self.cfg.eval_questions, self.checker.conn, require_sql=True)
-        return spread(held, self.cfg.eval_limit)
+        return list(load_questions(self.cfg.eval_questions, self.checker.conn, require_sql=True))
 
     def load_training(self, held: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
         from ...sql.match import normalize_question
