@@ -128,8 +128,9 @@ class CodeDistiller:
         cfg = self.cfg
         t0 = time.perf_counter()
         tasks = load_tasks(cfg.tasks, cfg.limit)
-        held = self.held_out()
-        tasks, overlap = drop_overlap(tasks, held)
+        every = self.held_out()  # none of these may be trained on, scored or not
+        held = spread(every, cfg.eval_limit)  # the ones scored
+        tasks, overlap = drop_overlap(tasks, every)
         with Store(self.out / STORE_FILE) as store:
             self.store = store
             model = _Lazy(lambda: self._open(cfg.student, cfg.student_backend))
@@ -195,8 +196,7 @@ class CodeDistiller:
         cfg = self.cfg
         if cfg.eval_tasks is None:
             return []
-        held = load_problems() if cfg.eval_tasks == HUMANEVAL else load_tasks(cfg.eval_tasks)
-        return spread(held, cfg.eval_limit)
+        return list(load_problems() if cfg.eval_tasks == HUMANEVAL else load_tasks(cfg.eval_tasks))
 
     def greedy(self) -> Any:
         from ...evals.humaneval import EvalSettings
