@@ -60,7 +60,14 @@ def test_corrected_keeps_the_students_own_verified_answer_and_the_student_prompt
         (vote([broke(), broke()]), [broke(), broke()]),
     ]
     rows, counts = training_rows("corrected", questions, student, teacher, "t(id, name)")
-    assert counts == {"rows": 2, "student_answers": 1, "teacher_answers": 1, "unverified": 1, "repaired": 0}
+    assert counts == {
+        "rows": 2,
+        "student_answers": 1,
+        "teacher_answers": 1,
+        "unverified": 1,
+        "repaired": 0,
+        "from_queries": 0,
+    }
     assert rows[0]["messages"][-1]["content"] == "```sql\nSELECT count(*) FROM t\n```"  # the student's own words
     assert rows[1]["messages"][-1]["content"] == "```sql\nSELECT name FROM t\n```"
     user = rows[0]["messages"][1]["content"]
@@ -134,3 +141,22 @@ def test_the_sql_checker_on_a_real_database(tmp_path):
     assert check(Task("q"), "I cannot answer that.").reason == "no SQL query in the answer"
     check.close()
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_a_built_query_is_the_answer_where_the_student_misses_it():
+    from llamarch.evals.vote import Vote
+
+    built = "SELECT Album.Title FROM Album WHERE Album.ArtistId = 1"
+    questions = [
+        Question("Which albums has artist 1?", built, "from-query:1"),
+        Question("Count?", built, "from-query:2"),
+    ]
+    student = [
+        [Check(FAILED, "0 rows, the reference has 2", "x", "SELECT Title FROM Album")],
+        [Check(PASSED, "", "s", built)],
+    ]
+    query = Check(PASSED, "2 rows, as the reference", "s", built)
+    teacher = [(Vote((0,), "query", 1, 1, 1), [query]), (Vote((0,), "query", 1, 1, 1), [query])]
+    rows, counts = training_rows("corrected", questions, student, teacher, "Album(AlbumId, Title, ArtistId)")
+    assert counts["from_queries"] == 2 and counts["teacher_answers"] == 1 and counts["student_answers"] == 1
+    assert rows[0]["messages"][-1]["content"] == f"```sql\n{built}\n```"
