@@ -248,6 +248,11 @@ class VerifiedDistiller:
         queries = sample_queries(
             conn, read_tables(conn), self.cfg.from_queries, self.cfg.seed, exclude=self.held_signatures(held)
         )
+        if len(queries) < self.cfg.from_queries:
+            self.ui.warn(
+                f"built {len(queries)} of the {self.cfg.from_queries} queries asked for from {self.cfg.db} "
+                "(too few rows, or results that repeat or are held out)"
+            )
         settings = replace(self.cfg.teacher_settings(samples=1), max_tokens=QUESTION_TOKENS)
         schema = schema_text(self.checker, settings)
         messages = [question_messages(q.sql, schema) for q in queries]
