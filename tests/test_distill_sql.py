@@ -187,6 +187,14 @@ def test_eval_sql_prints_accuracy_and_json_and_resumes(tmp_path, library, qwen05
     again = llamarch(*args, "--json")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["results"] == data["results"]
+    retried = llamarch(*args, "--retry", "--json")  # the first replies stored; only the failed ones are asked again
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    got = json.loads(retried.stdout)
+    assert got["summary"]["settings"]["retry"] is True
+    for before, after in zip(data["results"], got["results"]):
+        assert ("retry" in after) == (not before["executed"])
+        if before["executed"]:
+            assert after == before
 
 
 @pytest.mark.parametrize("case", ["missing_db", "not_a_db", "bad_line", "bad_reference"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..sql.prompt import STUDENT_SCHEMA, STUDENT_VALUES
 from ..sql.schema import SCHEMA_STYLES
 from .ui import BACKEND_CHOICE, engine_flags, engine_options, item_progress, model_options
 
@@ -125,9 +126,9 @@ def humaneval(
 @click.option(
     "--schema",
     type=click.Choice(SCHEMA_STYLES),
-    default="compact",
+    default=STUDENT_SCHEMA,
     show_default=True,
-    help="How the prompt shows the schema (compact: one line per table).",
+    help="How the prompt shows the schema (default: the student's prompt in `distill --check sql`).",
 )
 @click.option(
     "--sample-rows",
@@ -136,7 +137,13 @@ def humaneval(
     show_default=True,
     help="Example rows per table in the prompt.",
 )
-@click.option("--values", "distinct", is_flag=True, help="Show the values of short text columns in the prompt.")
+@click.option(
+    "--values/--no-values",
+    "distinct",
+    default=STUDENT_VALUES,
+    show_default=True,
+    help="Show the values of short text columns in the prompt.",
+)
 @click.option(
     "--samples",
     "-k",
@@ -149,6 +156,11 @@ def humaneval(
     "--temperature",
     type=click.FloatRange(min=0),
     help="Temperature of the samples (default: 0.7 with -k > 1, else greedy).",
+)
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Give a query that fails to run the one retry `llamarch sql` gives it (SQLite's error shown).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N questions.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Sequences the engine decodes at once (where it batches).")
@@ -172,6 +184,7 @@ def sql_command(
     distinct: bool,
     samples: int,
     temperature: float | None,
+    retry: bool,
     limit: int | None,
     parallel: int | None,
     max_tokens: int,
@@ -207,6 +220,7 @@ def sql_command(
             temperature=(0.7 if samples > 1 else 0.0) if temperature is None else temperature,
             max_tokens=max_tokens,
             seed=seed,
+            retry=retry,
         )
         options = engine_options(**engine)
         identity = identify(model, backend, options.get("lora_path"))
@@ -217,7 +231,15 @@ def sql_command(
             item_progress(f"SQL {identity.model}", len(items)) as advance,
         ):
             run = evaluate(
-                llm, checker, items, settings, store=store, model_key=model_key, parallel=parallel, advance=advance
+                llm,
+                checker,
+                items,
+                settings,
+                store=store,
+                model_key=model_key,
+                parallel=parallel,
+                advance=advance,
+                retry_progress=lambda n: item_progress(f"retry {identity.model}", n),
             )
     finally:
         checker.close()
@@ -227,7 +249,7 @@ def sql_command(
         "adapter": identity.adapter,
         "database": str(db),
         "questions_file": str(questions),
-        "settings": settings.key(),
+        "settings": {**settings.key(), "retry": retry},
     }
     if out is not None:
         _write_json(out, {"summary": report, "results": run["results"]})
@@ -244,6 +266,11 @@ def sql_command(
         f"  {report['did_not_execute']} predictions did not execute; "
         f"{report['completion_tokens']} tokens generated{speed}"
     )
+    if retry:
+        click.echo(
+            f"  retry: {report.get('retried', 0)} failed queries retried, {report.get('ran_after_retry', 0)} ran "
+            f"after it, {report.get('matched_after_retry', 0)} of them right"
+        )
 
 
 @eval_group.command("judge")

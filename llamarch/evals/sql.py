@@ -5,6 +5,9 @@ rows; in order when the reference has ORDER BY). Every reply is stored as it fin
 so a run stopped at any point resumes without answering again. With `samples` > 1 the
 model samples that many queries per question and the one whose result most of them
 share is its answer (self-consistency); the reference never takes part in that vote.
+With `retry`, a prediction that does not run gets the one retry `llamarch sql` gives it
+(`sql.ask.Asker.ask`: SQLite's error and what the schema says about it), so the figure is
+what a user of `llamarch sql` gets.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,9 +38,13 @@ class SQLSettings:
     temperature: float = 0.0  # of the samples (0 with samples == 1: greedy)
     max_tokens: int = 256
     seed: int = 0
+    retry: bool = False  # a prediction that fails to run gets `llamarch sql`'s one retry
 
     def key(self) -> dict[str, Any]:
-        return {**asdict(self), "harness": HARNESS_VERSION}
+        """What the first replies depend on (the retry does not change them: its replies have their own keys)."""
+        fields = asdict(self)
+        del fields["retry"]
+        return {**fields, "harness": HARNESS_VERSION}
 
 
 def schema_text(checker: SQLChecker, settings: SQLSettings) -> str:
@@ -162,7 +170,7 @@ def score(checker: SQLChecker, questions: Sequence[Any], replies: Sequence[dict[
 def summary(rows: Sequence[dict[str, Any]], completion_tokens: int = 0, generation_s: float = 0.0) -> dict[str, Any]:
     n = len(rows)
     matched = sum(r["matched"] for r in rows)
-    return {
+    report = {
         "questions": n,
         "matched": matched,
         "accuracy": round(100 * matched / n, 2) if n else None,
@@ -170,6 +178,73 @@ def summary(rows: Sequence[dict[str, Any]], completion_tokens: int = 0, generati
         "completion_tokens": completion_tokens,
         "tok_per_s": round(completion_tokens / generation_s, 2) if generation_s > 0 else None,
     }
+    retried = [r["retry"] for r in rows if "retry" in r]
+    if retried:
+        report["retried"] = sum(r["attempts"] > 1 for r in retried)
+        report["ran_after_retry"] = sum(r["ran"] for r in retried)
+        report["matched_after_retry"] = sum(r["matched"] for r in retried)
+    return report
+
+
+def _stored_asker(llm: Any, checker: SQLChecker, schema: str, settings: SQLSettings, store: Any, model_key: Any) -> Any:
+    """`llamarch sql`'s Asker whose replies are stored as they come (a rerun resumes)."""
+    from ..sql.ask import Asker
+    from ..store import result_key
+
+    class StoredAsker(Asker):
+        def generate(self, messages: list[Any], cancel: Any = None, **overrides: Any) -> tuple[str, Any]:
+            options = {**self.options, **overrides, "harness": HARNESS_VERSION}
+            key = result_key("sql-retry", model_key, messages, options)
+            got = store.get_result("sql-retry", key)
+            if got is None:
+                text, stats = super().generate(messages, cancel, **overrides)
+                if stats is not None and stats.get("finish_reason") == "cancelled":
+                    raise KeyboardInterrupt
+                got = {"reply": text, "stats": stats}
+                with store.guard():
+                    store.put_result("sql-retry", key, got)
+            return got["reply"], got["stats"]
+
+    return StoredAsker(
+        llm,
+        checker.conn,
+        schema=schema,
+        max_tokens=settings.max_tokens,
+        seed=settings.seed,
+        time_budget_s=checker.limits["time_budget_s"],
+    )
+
+
+def retry_failed(
+    asker: Any,
+    checker: SQLChecker,
+    questions: Sequence[Any],
+    rows: list[dict[str, Any]],
+    advance: Callable[[int], None] | None = None,
+) -> int:
+    """Give each prediction that did not run `llamarch sql`'s retry (`Asker.ask` with it as the
+    first reply), and score what the retry ran; returns the tokens the retries generated."""
+    tokens = 0
+    for q, row in zip(questions, rows):
+        if row["executed"]:
+            continue
+        answer = asker.ask(q.question, first_reply=row["reply"])
+        tokens += sum((a.stats or {}).get("completion_tokens", 0) for a in answer.attempts)
+        first = {"prediction": row["prediction"], "reason": row["reason"]}
+        if answer.ok:  # the retry's query ran: it is the prediction now
+            check = checker(Task(q.question, q.sql, q.source), answer.attempts[-1].reply)
+            row.update(
+                prediction=check.answer,
+                status=check.status,
+                reason=check.reason,
+                matched=check.passed,
+                executed=check.executed,
+                reply=answer.attempts[-1].reply,
+            )
+        row["retry"] = {"attempts": len(answer.attempts), "ran": answer.ok, "matched": row["matched"], "first": first}
+        if advance:
+            advance(1)
+    return tokens
 
 
 def evaluate(
@@ -182,8 +257,11 @@ def evaluate(
     model_key: Any,
     parallel: int | None = None,
     advance: Callable[[int], None] | None = None,
+    retry_progress: Callable[[int], AbstractContextManager[Callable[[int], None]]] | None = None,
 ) -> dict[str, Any]:
-    """{"summary": ..., "results": [...]} of one model (with its settings) on the questions."""
+    """{"summary": ..., "results": [...]} of one model (with its settings) on the questions.
+
+    `retry_progress(n)`, when given, is the progress bar of the n retries (`settings.retry`)."""
     from ..sql.prompt import sql_messages
     from ..store import result_key
 
@@ -194,6 +272,14 @@ def evaluate(
     )
     rows = score(checker, questions, replies)
     tokens = sum(r["completion_tokens"] for r in replies)
+    if settings.retry:
+        asker = _stored_asker(llm, checker, schema, settings, store, model_key)
+        n = sum(not r["executed"] for r in rows)
+        if retry_progress is None:
+            retry_tokens = retry_failed(asker, checker, questions, rows)
+        else:
+            with retry_progress(n) as advance_retry:
+                retry_tokens = retry_failed(asker, checker, questions, rows, advance_retry)
     # Throughput is known only from a call that generated every reply; it is stored for reruns.
     key = result_key("sql-throughput", model_key, settings.key(), [q.question for q in questions])
     if seconds > 0:
@@ -203,4 +289,6 @@ def evaluate(
     if measured:
         report["tok_per_s"] = round(measured["tokens"] / measured["seconds"], 2)
         report["generation_s"] = round(measured["seconds"], 2)
+    if settings.retry:
+        report["retry_completion_tokens"] = retry_tokens
     return {"summary": report, "results": rows}
