@@ -37,6 +37,7 @@ CHINOOK = ROOT / "llamarch" / "data" / "chinook"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from llamarch.sql.prompt import STUDENT_SCHEMA, STUDENT_VALUES
     from llamarch.sql.schema import SCHEMA_STYLES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -56,7 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample-temperature", type=float, default=0.7)
     p.add_argument("--min-votes", type=int, default=2, help="samples that must share a result for it to be accepted")
     p.add_argument("--recipe", default="corrected", choices=["corrected", "verified"])
-    p.add_argument("--student-schema", default="compact", choices=SCHEMA_STYLES)
+    p.add_argument("--student-schema", default=STUDENT_SCHEMA, choices=SCHEMA_STYLES)
+    p.add_argument(
+        "--student-values",
+        action=argparse.BooleanOptionalAction,
+        default=STUDENT_VALUES,
+        help="the values of short text columns in the student's prompt",
+    )
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--learning-rate", type=float, default=1e-4)
@@ -104,6 +111,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
         min_votes=args.min_votes,
         recipe=args.recipe,
         student_schema=args.student_schema,
+        student_values=args.student_values,
         eval_limit=args.eval_limit,
         evaluate_teacher=not args.no_teacher_eval,
         train_settings={
@@ -149,7 +157,7 @@ def prompt_cache(args: argparse.Namespace, n: int = 12) -> dict[str, Any]:
     from llamarch.sql.prompt import sql_messages
 
     checker = SQLChecker(args.db)
-    schema = schema_text(checker, SQLSettings(schema=args.student_schema))
+    schema = schema_text(checker, SQLSettings(schema=args.student_schema, distinct=args.student_values))
     messages = [sql_messages(q.question, schema) for q in _questions(args, n)]
     with LLM(args.student, n_ctx=4096) as llm:
         lengths = [len(llm.backend.prompt_tokens(m)[0]) for m in messages]

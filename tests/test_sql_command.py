@@ -59,13 +59,13 @@ def stored_turns() -> list[tuple[str, dict | None, str]]:
         ]
 
 
-def schema_text(db: Path, style: str = "compact") -> str:
+def schema_text(db: Path, style: str = "compact", values: bool = False) -> str:
     from llamarch.sql.guard import open_readonly
     from llamarch.sql.schema import describe
 
     conn = open_readonly(db)
     try:
-        return describe(conn, style=style)
+        return describe(conn, style=style, distinct=values)
     finally:
         conn.close()
 
@@ -157,7 +157,8 @@ def test_from_compares_the_schema_the_student_was_trained_on(tmp_path, shop):
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, label TEXT)")
 
-    def distilled(database: Path, trained_on: str | None, style: str = "compact"):
+    def distilled(database: Path, trained_on: str | None, style: str = "compact", values: bool | None = None):
+        settings = {"student_schema": style, **({} if values is None else {"student_values": values})}
         (run / "report.json").write_text(
             json.dumps(
                 {
@@ -165,7 +166,7 @@ def test_from_compares_the_schema_the_student_was_trained_on(tmp_path, shop):
                     "database": str(database),
                     "student": "s",
                     "adapter": "adapter/adapter.gguf",
-                    "settings": {"student_schema": style},
+                    "settings": settings,
                 }
             )
         )
@@ -188,6 +189,11 @@ def test_from_compares_the_schema_the_student_was_trained_on(tmp_path, shop):
     assert "prompt changed since the run" in distilled(copy, "customer(id, name, city)\norders(id)")[1]
     found, warning = distilled(copy, schema_text(shop, "ddl"), style="ddl")
     assert found.schema_style == "ddl" and warning is None
+    found, warning = distilled(copy, schema_text(shop, "create", values=True), style="create", values=True)
+    assert found.schema_style == "create" and found.values and warning is None
+    found, warning = distilled(copy, schema_text(shop, "create"), style="create")  # a run from before student_values
+    assert not found.values and warning is None
+    assert "prompt changed since the run" in distilled(copy, schema_text(shop, "create"), "create", values=True)[1]
     assert "not found here" in distilled(tmp_path / "gone.sqlite", None)[1]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..sql.prompt import STUDENT_SCHEMA, STUDENT_VALUES
 from ..sql.schema import SCHEMA_STYLES
 from .ui import BACKEND_CHOICE, echo_err, engine_flags, engine_options, item_progress, stopped, training_progress
 
@@ -168,9 +169,15 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--student-schema",
     type=click.Choice(SCHEMA_STYLES),
-    default="compact",
+    default=STUDENT_SCHEMA,
     show_default=True,
     help="--check sql: the schema in the student's prompt (compact: one line per table).",
+)
+@click.option(
+    "--student-values/--no-student-values",
+    default=STUDENT_VALUES,
+    show_default=True,
+    help="--check sql: list the values of short text columns after the schema in the student's prompt.",
 )
 @click.option("--no-teacher-eval", is_flag=True, help="--check: do not score the teacher on the held-out questions.")
 @click.option("--iters", type=click.IntRange(min=1), help="LoRA training iterations.")
@@ -209,6 +216,7 @@ def distill(
     from_queries: int | None,
     teacher_context: Path | None,
     student_schema: str,
+    student_values: bool,
     no_teacher_eval: bool,
     iters: int | None,
     train_option: tuple[str, ...],
@@ -278,6 +286,7 @@ def distill(
             from_queries=from_queries or 0,
             teacher_context=teacher_context,
             student_schema=student_schema,
+            student_values=student_values,
             evaluate_teacher=not no_teacher_eval,
             max_tokens=max_tokens,
             seed=seed,

@@ -81,6 +81,7 @@ def sql(
     from ..llm import LLM
     from ..sql.ask import Asker, EmptyQuestion, read_distill_run, schema_mismatch
     from ..sql.guard import open_readonly
+    from ..sql.prompt import STUDENT_SCHEMA, STUDENT_VALUES
     from ..store import Store
 
     if from_dir is not None and engine.get("lora_path"):
@@ -88,7 +89,7 @@ def sql(
     if question is not None and not question.strip():
         raise EmptyQuestion()
     conn = open_readonly(db)  # a missing, non-database or locked file: one line, before the model loads
-    schema_style = "compact"  # the student's prompt in `distill --check sql`
+    schema_style, values = STUDENT_SCHEMA, STUDENT_VALUES  # the student's prompt in `distill --check sql`
     try:
         if from_dir is not None:
             run = read_distill_run(from_dir)
@@ -101,7 +102,7 @@ def sql(
                 f"({'-m' if model else 'the student'} of the distill run {from_dir})"
             )
             model = chosen
-            schema_style = run.schema_style
+            schema_style, values = run.schema_style, run.values
             warning = schema_mismatch(run, conn, db)
             if warning:
                 echo_err(warning)
@@ -114,6 +115,7 @@ def sql(
                     llm,
                     conn,
                     schema_style=schema_style,
+                    values=values,
                     max_rows=max_rows,
                     max_tokens=max_tokens,
                     temperature=temperature,

@@ -23,12 +23,11 @@ from typing import Any
 from ..errors import LlamarchError
 from .extract import extract_sql
 from .guard import DEFAULT_TIME_BUDGET_S, QueryFailed, QueryResult, open_readonly, run_query
-from .prompt import as_answer, normalize_sql, repair_messages, sql_messages
+from .prompt import STUDENT_SCHEMA, STUDENT_VALUES, as_answer, normalize_sql, repair_messages, sql_messages
 from .schema import Table, describe, error_hint, read_tables
 
 DEFAULT_ROWS = 50
 DEFAULT_MAX_TOKENS = 256
-STUDENT_SCHEMA = "compact"  # the student's schema style in `distill --check sql`
 REFUSED = "not allowed"  # how the guard's refusals begin
 RESAMPLES = 2  # replies sampled more when the retry repeats the failed query
 RESAMPLE_TEMPERATURE = 0.7
@@ -188,6 +187,7 @@ class Asker:
         *,
         schema: str | None = None,
         schema_style: str = STUDENT_SCHEMA,
+        values: bool = STUDENT_VALUES,
         max_rows: int = DEFAULT_ROWS,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = 0.0,
@@ -196,7 +196,7 @@ class Asker:
     ):
         self.llm = llm
         self.conn = conn
-        self.schema = describe(conn, style=schema_style) if schema is None else schema
+        self.schema = describe(conn, style=schema_style, distinct=values) if schema is None else schema
         self.max_rows = max_rows
         self.time_budget_s = time_budget_s
         self.options = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
@@ -331,6 +331,7 @@ class DistilledRun:
     student: str | None
     database: str | None
     schema_style: str = STUDENT_SCHEMA  # the run's --student-schema
+    values: bool = STUDENT_VALUES  # the run's --student-values
     trained_schema: str | None = None  # the schema text of the student's training prompts (train.jsonl)
 
 
@@ -361,13 +362,17 @@ def read_distill_run(run_dir: str | Path) -> DistilledRun:
     student = report.get("student")
     database = report.get("database")
     settings = report.get("settings") if isinstance(report.get("settings"), dict) else {}
-    style = settings.get("student_schema") if settings.get("student_schema") in SCHEMA_STYLES else STUDENT_SCHEMA
+    # A run made before these settings were recorded prompted its student with the compact schema alone.
+    style = settings.get("student_schema", "compact")
+    style = style if style in SCHEMA_STYLES else STUDENT_SCHEMA
+    values = settings.get("student_values") is True
     return DistilledRun(
         d,
         adapter,
         str(student) if student else None,
         str(database) if database else None,
         style,
+        values,
         trained_schema(d / "train.jsonl"),
     )
 
@@ -396,7 +401,7 @@ def schema_mismatch(run: DistilledRun, conn: sqlite3.Connection, db: str | Path)
     from .guard import DatabaseError
 
     try:
-        current = describe(conn, style=run.schema_style)
+        current = describe(conn, style=run.schema_style, distinct=run.values)
     except LlamarchError as e:
         return f"warning: cannot read the schema of {db} to compare it with the adapter's: {e}"
     if run.trained_schema is not None and run.trained_schema.strip() == current.strip():
@@ -421,7 +426,7 @@ def schema_mismatch(run: DistilledRun, conn: sqlite3.Connection, db: str | Path)
         except DatabaseError as e:
             return f"warning: cannot read the adapter's database to compare schemas: {e}"
         try:
-            same = describe(other, style=run.schema_style) == current
+            same = describe(other, style=run.schema_style, distinct=run.values) == current
         except LlamarchError as e:
             return f"warning: cannot compare the adapter's database schema with {db}'s: {e}"
         finally:

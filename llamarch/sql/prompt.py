@@ -10,6 +10,11 @@ import re
 
 from ..backends import Message
 
+# The student's prompt in `distill --check sql`, `llamarch sql` and `eval sql`: the schema style
+# (`schema.SCHEMA_STYLES`) and whether the values of short text columns follow it.
+STUDENT_SCHEMA = "compact"
+STUDENT_VALUES = False
+
 SYSTEM = "You are an expert in SQLite. You answer questions about a database with one SQLite query."
 INSTRUCTION = "Write one SQLite query that answers the question below. Reply with the query only, in a ```sql block."
 

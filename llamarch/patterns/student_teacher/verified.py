@@ -29,6 +29,7 @@ from ...evals.stats import compare_paired
 from ...evals.vote import MIN_VOTES, Vote, pick, vote
 from ...identity import ModelIdentity, identify
 from ...jsonl import write_jsonl
+from ...sql.prompt import STUDENT_SCHEMA, STUDENT_VALUES
 from ...store import Store, result_key
 from .distill import (
     REPORT_FILE,
@@ -65,7 +66,8 @@ class VerifiedConfig:
     sample_temperature: float = 0.7
     min_votes: int = MIN_VOTES  # a result needs at least this many of the K samples to be accepted
     recipe: str = DEFAULT_RECIPE
-    student_schema: str = "compact"
+    student_schema: str = STUDENT_SCHEMA
+    student_values: bool = STUDENT_VALUES  # the values of short text columns after the schema
     teacher_sample_rows: int = 3
     max_tokens: int = 256
     seed: int = 0
@@ -80,7 +82,9 @@ class VerifiedConfig:
     train_settings: dict[str, Any] = field(default_factory=dict)
 
     def student_settings(self) -> SQLSettings:
-        return SQLSettings(schema=self.student_schema, max_tokens=self.max_tokens, seed=self.seed)
+        return SQLSettings(
+            schema=self.student_schema, distinct=self.student_values, max_tokens=self.max_tokens, seed=self.seed
+        )
 
     def teacher_settings(self, samples: int | None = None) -> SQLSettings:
         k = self.samples if samples is None else samples
@@ -168,6 +172,7 @@ class VerifiedDistiller:
                 "min_votes": self.cfg.min_votes,
                 "from_queries": self.cfg.from_queries,
                 "student_schema": self.cfg.student_schema,
+                "student_values": self.cfg.student_values,
                 "teacher_sample_rows": self.cfg.teacher_sample_rows,
                 "max_tokens": self.cfg.max_tokens,
                 "seed": self.cfg.seed,
