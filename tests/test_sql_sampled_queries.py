@@ -124,3 +124,36 @@ def test_a_look_up_in_a_two_column_table_answers_with_the_other_column(tmp_path:
     assert len(lookups) >= 3
     assert all(q.startswith("SELECT Genre.GenreId FROM Genre WHERE Genre.Name = ") for q in lookups), lookups
     conn.close()
+
+
+def test_long_join_paths_and_self_joins_are_built_and_find_rows(tmp_path: Path) -> None:
+    """Joins of up to five tables along the foreign keys, through a table of keys only, and a
+    self-join on a foreign key into its own table (who reports to whom)."""
+    path = tmp_path / "staff.sqlite"
+    w = sqlite3.connect(path)
+    w.executescript("""
+        CREATE TABLE Staff (StaffId INTEGER PRIMARY KEY, Name TEXT, Role TEXT,
+                            BossId INTEGER REFERENCES Staff(StaffId));
+        CREATE TABLE Team (TeamId INTEGER PRIMARY KEY, Title TEXT, LeadId INTEGER REFERENCES Staff(StaffId));
+        CREATE TABLE Project (ProjectId INTEGER PRIMARY KEY, Label TEXT, TeamId INTEGER REFERENCES Team(TeamId));
+        CREATE TABLE ProjectTag (ProjectId INTEGER REFERENCES Project(ProjectId), TagId INTEGER REFERENCES Tag(TagId));
+        CREATE TABLE Tag (TagId INTEGER PRIMARY KEY, Word TEXT);
+    """)
+    w.executemany(
+        "INSERT INTO Staff VALUES (?, ?, ?, ?)",
+        [(i, f"Person {i}", ["Lead", "Dev", "Ops"][i % 3], None if i == 1 else 1 + i // 4) for i in range(1, 16)],
+    )
+    w.executemany("INSERT INTO Team VALUES (?, ?, ?)", [(i, f"Team {i}", i * 2) for i in range(1, 6)])
+    w.executemany("INSERT INTO Project VALUES (?, ?, ?)", [(i, f"Project {i}", 1 + i % 5) for i in range(1, 21)])
+    w.executemany("INSERT INTO Tag VALUES (?, ?)", [(i, w_) for i, w_ in enumerate(["red", "blue", "green"], 1)])
+    w.executemany("INSERT INTO ProjectTag VALUES (?, ?)", [(p, 1 + p % 3) for p in range(1, 21)])
+    w.commit()
+    w.close()
+    conn = open_readonly(path)
+    queries = sample_queries(conn, read_tables(conn), 120, seed=0)
+    tables = [q.sql.count(" JOIN ") + 1 for q in queries if q.kind == "path"]
+    assert tables and min(tables) >= 3 and max(tables) >= 4, tables
+    self_joins = [q for q in queries if q.kind == "self-join"]
+    assert self_joins and all("Staff AS a JOIN Staff AS b ON a.BossId = b.StaffId" in q.sql for q in self_joins)
+    for q in queries:
+        assert 1 <= len(run_query(conn, q.sql, max_rows=MAX_RESULT_ROWS + 1).rows) <= MAX_RESULT_ROWS, q.sql

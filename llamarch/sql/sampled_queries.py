@@ -3,8 +3,8 @@
 Voting makes the teacher's answers to its own questions right about three times in four,
 and the rows it can verify are the easy ones. Here the direction is reversed: a query is
 built from the database's own tables, foreign keys and values (a look-up, a count, a
-top-N list, a join of two or three tables along their foreign keys, a group, a date, a
-subquery), run read-only, and kept when it returns a small non-empty result; the
+top-N list, a join of two to five tables along their foreign keys, a self-join, a group,
+a date, a subquery), run read-only, and kept when it returns a small non-empty result; the
 teacher then only writes the question each query answers, which is far easier than
 writing the query. Nothing here knows any particular database.
 """
@@ -21,12 +21,15 @@ from .match import result_signature
 from .schema import Column, Table, _display_name, _is_text, quote_name
 
 MAX_RESULT_ROWS = 20  # a question whose answer is a long list is a poor question
+JOIN_HOPS = (1, 1, 2, 2, 3, 4)  # foreign keys a join follows, drawn evenly: 2 to 5 tables
 
 
 @dataclass(frozen=True)
 class SampledQuery:
     base: str  # the query without its LIMIT; when limited, ordered by its last column
-    kind: str  # lookup | count | aggregate | top | group | join | join-group | date | subquery | null
+    kind: (
+        str  # lookup | count | aggregate | top | group | join | path | join-group | self-join | date | subquery | null
+    )
     limit: int | None = None
 
     @property
@@ -178,22 +181,39 @@ class QuerySampler:
                 return SampledQuery(f"SELECT count(*) FROM {table} WHERE {_col(t, c)} IS NULL", kind)
         return None
 
+    def _joined_value(self, clause: str, t: Table, c: Column) -> object | None:
+        """A value of t.c on a random row of the join, so that a filter on it finds rows."""
+        col = _col(t, c)
+        try:
+            count = run_query(self.conn, f"SELECT count({col}) FROM {clause}", time_budget_s=1.0).rows[0][0]
+            if not count:
+                return None
+            sql = f"SELECT {col} FROM {clause} WHERE {col} IS NOT NULL LIMIT 1 OFFSET {self.rng.randrange(count)}"
+            value = run_query(self.conn, sql, time_budget_s=1.0).rows[0][0]
+        except (QueryFailed, IndexError):
+            return None
+        if isinstance(value, bytes) or (isinstance(value, str) and (len(value) > 40 or "\n" in value)):
+            return None
+        return value
+
     def _joined(self) -> SampledQuery | None:
-        found = self._path(self.rng.choice([1, 1, 2]))
+        found = self._path(self.rng.choice(JOIN_HOPS))
         if not found:
             return None
         path, clause = found
         first, last = path[0], path[-1]
-        if self.rng.random() < 0.5:  # the rows of one end that match a value at the other
+        kind = "join" if len(path) == 2 else "path"
+        if self.rng.random() < 0.6:  # the rows of one end that match a value at the other
             texts = self._columns(last, lambda c: _is_text(c.type))
             if not texts:
                 return None
             c = self.rng.choice(texts)
-            value = self._value(last, c)
+            value = self._joined_value(clause, last, c)
             if value is None:
                 return None
-            what = self.rng.choice([_col(first, self._label(first)), "count(*)"])
-            return SampledQuery(f"SELECT {what} FROM {clause} WHERE {_col(last, c)} = {_literal(value)}", "join")
+            label = _col(first, self._label(first))
+            what = self.rng.choice([f"DISTINCT {label}", f"count(DISTINCT {label})"])
+            return SampledQuery(f"SELECT {what} FROM {clause} WHERE {_col(last, c)} = {_literal(value)}", kind)
         texts = self._columns(last, lambda c: _is_text(c.type))  # a measure of one end per named row of the other
         if not texts:
             return None
@@ -204,9 +224,41 @@ class QuerySampler:
             f"SELECT {label}, {measure} FROM {clause} GROUP BY {label} ORDER BY {measure} DESC", "join-group", 5
         )
 
+    def _self_joined(self) -> SampledQuery | None:
+        """The rows a row points to through a foreign key into its own table (who reports to whom)."""
+        linked = [(t, col, rc) for t in self.tables for col, rt, rc in t.foreign_keys if rt.lower() == t.name.lower()]
+        if not linked:
+            return None
+        t, col, rc = self.rng.choice(linked)
+        texts = self._columns(t, lambda c: _is_text(c.type))
+        if not texts or not rc:
+            return None
+        table, label = _display_name(t.name), _display_name(self._label(t).name)
+        c = self.rng.choice(texts)
+        clause = f"{table} AS a JOIN {table} AS b ON a.{_display_name(col)} = b.{_display_name(rc)}"
+        if self.rng.random() < 0.5:  # the rows that point to a given one
+            value = self._value(t, c)
+            if value is None:
+                return None
+            return SampledQuery(
+                f"SELECT a.{label} FROM {clause} WHERE b.{_display_name(c.name)} = {_literal(value)}", "self-join"
+            )
+        value = self._value(t, c)  # the row a given one points to
+        if value is None:
+            return None
+        return SampledQuery(
+            f"SELECT b.{label} FROM {clause} WHERE a.{_display_name(c.name)} = {_literal(value)}", "self-join"
+        )
+
     def candidates(self) -> Iterator[SampledQuery]:
         while True:
-            query = self._joined() if self.rng.random() < 0.5 else self._one_table()
+            draw = self.rng.random()
+            if draw < 0.05:
+                query = self._self_joined()
+            elif draw < 0.6:
+                query = self._joined()
+            else:
+                query = self._one_table()
             if query is not None:
                 yield query
 
