@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--from-queries", type=int, default=0, help="queries built from the data, with teacher-written questions"
     )
+    p.add_argument("--query-seed", type=int, help="the seed of the built queries (default: the run's seed)")
     p.add_argument("--student", default="qwen2.5-coder-0.5b")
     p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     p.add_argument("--samples", type=int, default=8)
@@ -106,6 +107,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
         eval_questions=args.questions,
         synthesize=args.synthesize,
         from_queries=args.from_queries,
+        query_seed=args.query_seed,
         samples=args.samples,
         sample_temperature=args.sample_temperature,
         min_votes=args.min_votes,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from llamarch.sql import open_readonly, result_signature, run_query
+from llamarch.sql import open_readonly, read_tables, result_signature, run_query
+from llamarch.sql.sampled_queries import sample_queries
 
 TRAIN = [
     {"question": "How many books are there?", "sql": "SELECT count(*) FROM book"},
@@ -106,6 +107,8 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
         "96",
         "--from-queries",
         "3",
+        "--query-seed",
+        "5",
         "--teacher-context",
         str(notes),
         "--iters",
@@ -132,6 +135,8 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
     held_results = {result_signature(run_query(conn, q["sql"])) for q in HELD_OUT}
     for q in built:  # each built query runs, returns rows, and gives no held-out answer
         assert q["question"].strip() and result_signature(run_query(conn, q["sql"])) not in held_results
+    drawn = sample_queries(conn, read_tables(conn), 3, 5, exclude=held_results)  # --query-seed 5, not --seed 0
+    assert report["settings"]["query_seed"] == 5 and {q["sql"] for q in built} <= {q.sql for q in drawn}
     conn.close()
     models = report["evaluation"]["models"]
     assert set(models) == {"student", "student + adapter", "teacher greedy", "teacher amplified (K=4)"}, proc.stdout

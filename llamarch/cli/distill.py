@@ -164,6 +164,12 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
     "each with the question the teacher says it answers (right by construction).",
 )
 @click.option(
+    "--query-seed",
+    type=int,
+    help="--from-queries: the seed the queries are drawn with (default: --seed); another draws another set "
+    "while the rest of the run is reused.",
+)
+@click.option(
     "--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees."
 )
 @click.option(
@@ -214,6 +220,7 @@ def distill(
     sample_temperature: float,
     min_votes: int,
     from_queries: int | None,
+    query_seed: int | None,
     teacher_context: Path | None,
     student_schema: str,
     student_values: bool,
@@ -284,6 +291,7 @@ def distill(
             sample_temperature=sample_temperature,
             min_votes=min_votes,
             from_queries=from_queries or 0,
+            query_seed=query_seed,
             teacher_context=teacher_context,
             student_schema=student_schema,
             student_values=student_values,

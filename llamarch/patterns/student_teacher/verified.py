@@ -61,6 +61,7 @@ class VerifiedConfig:
     eval_questions: Path | None = None  # held-out questions with reference SQL
     synthesize: int = 0
     from_queries: int = 0  # queries built from the data, their questions written by the teacher
+    query_seed: int | None = None  # the seed of the built queries (None: `seed`)
     teacher_context: Path | None = None  # the user's notes, for the teacher only
     samples: int = 8
     sample_temperature: float = 0.7
@@ -171,6 +172,7 @@ class VerifiedDistiller:
                 "sample_temperature": self.cfg.sample_temperature,
                 "min_votes": self.cfg.min_votes,
                 "from_queries": self.cfg.from_queries,
+                **({"query_seed": self.cfg.query_seed} if self.cfg.query_seed is not None else {}),
                 "student_schema": self.cfg.student_schema,
                 "student_values": self.cfg.student_values,
                 "teacher_sample_rows": self.cfg.teacher_sample_rows,
@@ -250,9 +252,9 @@ class VerifiedDistiller:
         from ...sql.schema import read_tables
 
         conn = self.checker.conn
-        queries = sample_queries(
-            conn, read_tables(conn), self.cfg.from_queries, self.cfg.seed, exclude=self.held_signatures(held)
-        )
+        seed = self.cfg.seed if self.cfg.query_seed is None else self.cfg.query_seed
+        exclude = self.held_signatures(held)
+        queries = sample_queries(conn, read_tables(conn), self.cfg.from_queries, seed, exclude=exclude)
         if len(queries) < self.cfg.from_queries:
             self.ui.warn(
                 f"built {len(queries)} of the {self.cfg.from_queries} queries asked for from {self.cfg.db} "
