@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -275,11 +275,8 @@ def evaluate(
     if settings.retry:
         asker = _stored_asker(llm, checker, schema, settings, store, model_key)
         n = sum(not r["executed"] for r in rows)
-        if retry_progress is None:
-            retry_tokens = retry_failed(asker, checker, questions, rows)
-        else:
-            with retry_progress(n) as advance_retry:
-                retry_tokens = retry_failed(asker, checker, questions, rows, advance_retry)
+        with retry_progress(n) if retry_progress else nullcontext(None) as advance_retry:
+            retry_tokens = retry_failed(asker, checker, questions, rows, advance_retry)
     # Throughput is known only from a call that generated every reply; it is stored for reruns.
     key = result_key("sql-throughput", model_key, settings.key(), [q.question for q in questions])
     if seconds > 0:
