@@ -82,15 +82,18 @@ class QuerySampler:
 
     def _value(self, t: Table, c: Column) -> object | None:
         """A value that column really holds, from a random row."""
+        return self._pick(quote_name(c.name), quote_name(t.name))
+
+    def _pick(self, col: str, clause: str, time_budget_s: float | None = None) -> object | None:
+        """The value of `col` on a random row of `clause` where it is not NULL; None when there is
+        none, or it is too long or binary to make a question of."""
+        budget = {} if time_budget_s is None else {"time_budget_s": time_budget_s}
         try:
-            count = run_query(self.conn, f"SELECT count({quote_name(c.name)}) FROM {quote_name(t.name)}").rows[0][0]
+            count = run_query(self.conn, f"SELECT count({col}) FROM {clause}", **budget).rows[0][0]
             if not count:
                 return None
-            sql = (
-                f"SELECT {quote_name(c.name)} FROM {quote_name(t.name)} WHERE {quote_name(c.name)} IS NOT NULL "
-                f"LIMIT 1 OFFSET {self.rng.randrange(count)}"
-            )
-            value = run_query(self.conn, sql).rows[0][0]
+            sql = f"SELECT {col} FROM {clause} WHERE {col} IS NOT NULL LIMIT 1 OFFSET {self.rng.randrange(count)}"
+            value = run_query(self.conn, sql, **budget).rows[0][0]
         except (QueryFailed, IndexError):
             return None
         if isinstance(value, bytes) or (isinstance(value, str) and (len(value) > 40 or "\n" in value)):
@@ -183,18 +186,7 @@ class QuerySampler:
 
     def _joined_value(self, clause: str, t: Table, c: Column) -> object | None:
         """A value of t.c on a random row of the join, so that a filter on it finds rows."""
-        col = _col(t, c)
-        try:
-            count = run_query(self.conn, f"SELECT count({col}) FROM {clause}", time_budget_s=1.0).rows[0][0]
-            if not count:
-                return None
-            sql = f"SELECT {col} FROM {clause} WHERE {col} IS NOT NULL LIMIT 1 OFFSET {self.rng.randrange(count)}"
-            value = run_query(self.conn, sql, time_budget_s=1.0).rows[0][0]
-        except (QueryFailed, IndexError):
-            return None
-        if isinstance(value, bytes) or (isinstance(value, str) and (len(value) > 40 or "\n" in value)):
-            return None
-        return value
+        return self._pick(_col(t, c), clause, time_budget_s=1.0)
 
     def _joined(self) -> SampledQuery | None:
         found = self._path(self.rng.choice(JOIN_HOPS))
