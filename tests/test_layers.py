@@ -3,10 +3,10 @@
 Layers, top to bottom; a module imports only from its own layer or one below:
 
     cli, __main__
-    chat, serve, sql.ask         the interactive commands' logic
+    chat, serve                  the interactive commands' logic
     patterns                     StudentTeacher, distillation, judging a teacher
     evals                        harnesses, checkers, the sandbox, voting over checks
-    sql                          the SQL toolkit: read-only guard, matching, schema, prompts
+    sql                          the SQL toolkit: read-only guard, matching, schema, prompts, asking
     finetune                     LoRA training, losses, adapter export, parity checks
     llamarch (the package)       public names
     llm                          the LLM facade
@@ -18,9 +18,9 @@ Layers, top to bottom; a module imports only from its own layer or one below:
     hub, gguf_file, gguf_tokenizer, store, httpclient, mlx_runtime, hardware, jsonl
     errors, paths
 
-A module is placed by its longest listed prefix (sql.ask above the rest of sql). Beside the
-order: no import cycles, and no package (backends, finetune, ...; the top-level modules are
-one package) imports a private `_name` from another.
+A module is placed by its longest listed prefix. Beside the order: no import cycles, and no
+package (backends, finetune, ...; the top-level modules are one package) imports a private
+`_name` from another.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import llamarch
 PACKAGE = Path(llamarch.__file__).parent
 LAYERS = [
     {"cli", "__main__"},
-    {"chat", "serve", "sql.ask"},
+    {"chat", "serve"},
     {"patterns"},
     {"evals"},
     {"sql"},

@@ -19,11 +19,11 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..sql.prompt import STOPS
 from .checkers import Check, SQLChecker, Task
 from .vote import pick, vote
 
 HARNESS_VERSION = 1
-STOPS = ("```\n\n",)  # a closing fence followed by prose: the query is complete
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import LlamarchError
 from .extract import extract_sql
 from .guard import DEFAULT_TIME_BUDGET_S, QueryFailed, QueryResult, open_readonly, run_query
-from .prompt import STUDENT_SCHEMA, STUDENT_VALUES, as_answer, normalize_sql, repair_messages, sql_messages
+from .prompt import STOPS, STUDENT_SCHEMA, STUDENT_VALUES, as_answer, normalize_sql, repair_messages, sql_messages
 from .schema import Table, describe, error_hint, read_tables
 
 DEFAULT_ROWS = 50
@@ -208,7 +208,6 @@ class Asker:
         """The model's reply to `messages` and its stats (greedy at temperature 0);
         `overrides` (temperature, seed) replace the Asker's options for this reply."""
         from ..backends import GenerationOptions
-        from ..evals.sql import STOPS
 
         options = GenerationOptions.from_kwargs(**{**self.options, **overrides}, stop=list(STOPS), cancel=cancel)
         parts: list[str] = []

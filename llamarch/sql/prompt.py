@@ -14,6 +14,7 @@ from ..backends import Message
 # (`schema.SCHEMA_STYLES`) and whether the values of short text columns follow it.
 STUDENT_SCHEMA = "compact"
 STUDENT_VALUES = False
+STOPS = ("```\n\n",)  # a closing fence followed by prose: the query is complete
 
 SYSTEM = "You are an expert in SQLite. You answer questions about a database with one SQLite query."
 INSTRUCTION = "Write one SQLite query that answers the question below. Reply with the query only, in a ```sql block."
