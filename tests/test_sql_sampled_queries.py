@@ -153,7 +153,16 @@ def test_long_join_paths_and_self_joins_are_built_and_find_rows(tmp_path: Path) 
     queries = sample_queries(conn, read_tables(conn), 120, seed=0)
     tables = [q.sql.count(" JOIN ") + 1 for q in queries if q.kind == "path"]
     assert tables and min(tables) >= 3 and max(tables) >= 4, tables
-    self_joins = [q for q in queries if q.kind == "self-join"]
-    assert self_joins and all("Staff AS a JOIN Staff AS b ON a.BossId = b.StaffId" in q.sql for q in self_joins)
+    self_joins = [q for q in queries if q.kind == "self-join"]  # the pointed-to row is named after the key
+    assert self_joins and all(
+        "FROM Staff JOIN Staff AS Boss ON Staff.BossId = Boss.StaffId" in q.sql for q in self_joins
+    )
+    assert {q.sql.split()[1].split(".")[0] for q in self_joins} == {"Staff", "Boss"}  # both directions
+    groups = [q for q in queries if q.kind == "join-group" and "count(*)" in q.base]
+    assert groups
+    for q in groups:  # along foreign keys followed forward: a count counts rows of the first table, no fan-out
+        first = q.base.split(" FROM ")[1].split()[0]
+        counted = sum(r[1] for r in run_query(conn, q.base).rows)
+        assert counted <= run_query(conn, f"SELECT count(*) FROM {first}").rows[0][0], q.sql
     for q in queries:
         assert 1 <= len(run_query(conn, q.sql, max_rows=MAX_RESULT_ROWS + 1).rows) <= MAX_RESULT_ROWS, q.sql

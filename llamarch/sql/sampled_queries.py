@@ -12,6 +12,7 @@ writing the query. Nothing here knows any particular database.
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,6 +62,15 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _alias(key: str, table: str) -> str:
+    """The name a self-join gives the row a foreign key points to: the key without its id
+    (`BossId` -> `Boss`, `ReportsTo`), so that the query says which way it reads."""
+    name = re.sub(r"_?id$", "", key, flags=re.IGNORECASE) or key
+    if name.lower() == table.lower():
+        name = f"{name}_ref"
+    return _display_name(name)
+
+
 class QuerySampler:
     """Random queries over one database, reproducible from a seed."""
 
@@ -100,14 +110,17 @@ class QuerySampler:
             return None
         return value
 
-    def _edges(self, t: Table) -> list[tuple[Table, str]]:
-        """Tables one foreign key away from t (either direction), with the join condition."""
+    def _edges(self, t: Table, forward: bool = False) -> list[tuple[Table, str]]:
+        """Tables one foreign key away from t (either direction, or only t's own keys when
+        `forward`), with the join condition."""
         out = []
         for col, rt, rc in t.foreign_keys:
             other = self.by_name.get(rt.lower())
             if other and other is not t and rc:
                 cond = f"{_display_name(t.name)}.{_display_name(col)} = {_col(other, Column(rc, '', 0, 0))}"
                 out.append((other, cond))
+        if forward:
+            return out
         for other in self.tables:
             for col, rt, rc in other.foreign_keys:
                 if rt.lower() == t.name.lower() and other is not t and rc:
@@ -115,12 +128,16 @@ class QuerySampler:
                     out.append((other, cond))
         return out
 
-    def _path(self, length: int) -> tuple[list[Table], str] | None:
-        """A chain of `length` + 1 distinct tables joined on foreign keys, as a FROM clause."""
-        start = self.rng.choice(self.tables)
+    def _path(self, length: int, forward: bool = False) -> tuple[list[Table], str] | None:
+        """A chain of `length` + 1 distinct tables joined on foreign keys, as a FROM clause;
+        `forward`: each step follows a foreign key of the table before (many rows to one)."""
+        starts = [t for t in self.tables if self._edges(t, forward)] if forward else self.tables
+        if not starts:
+            return None
+        start = self.rng.choice(starts)
         path, clause = [start], _display_name(start.name)
         for _ in range(length):
-            steps = [(o, cond) for o, cond in self._edges(path[-1]) if o not in path]
+            steps = [(o, cond) for o, cond in self._edges(path[-1], forward) if o not in path]
             if not steps:
                 return None
             other, cond = self.rng.choice(steps)
@@ -147,6 +164,8 @@ class QuerySampler:
             others = [x for x in others if not _is_key(t, x)] or others
             shown = self.rng.choice(others)
             what = "count(*)" if kind == "count" else _col(t, shown)
+            if kind == "lookup" and self._label(t).name not in (c.name, shown.name) and _is_text(self._label(t).type):
+                what = f"{name}, {what}"  # the rows named, so that a list reads as a list
             return SampledQuery(f"SELECT {what} FROM {table} WHERE {where}", kind)
         if kind == "aggregate" and numbers:
             c = self.rng.choice(numbers)
@@ -189,24 +208,35 @@ class QuerySampler:
         return self._pick(_col(t, c), clause, time_budget_s=1.0)
 
     def _joined(self) -> SampledQuery | None:
+        """The rows of one end of a join that match a value at the other (or a group: 40%)."""
+        if self.rng.random() >= 0.6:
+            return self._joined_group()
         found = self._path(self.rng.choice(JOIN_HOPS))
         if not found:
             return None
         path, clause = found
         first, last = path[0], path[-1]
+        texts = self._columns(last, lambda c: _is_text(c.type))
+        if not texts:
+            return None
+        c = self.rng.choice(texts)
+        value = self._joined_value(clause, last, c)
+        if value is None:
+            return None
+        label = _col(first, self._label(first))
+        what = self.rng.choice([f"DISTINCT {label}", f"count(DISTINCT {label})"])
         kind = "join" if len(path) == 2 else "path"
-        if self.rng.random() < 0.6:  # the rows of one end that match a value at the other
-            texts = self._columns(last, lambda c: _is_text(c.type))
-            if not texts:
-                return None
-            c = self.rng.choice(texts)
-            value = self._joined_value(clause, last, c)
-            if value is None:
-                return None
-            label = _col(first, self._label(first))
-            what = self.rng.choice([f"DISTINCT {label}", f"count(DISTINCT {label})"])
-            return SampledQuery(f"SELECT {what} FROM {clause} WHERE {_col(last, c)} = {_literal(value)}", kind)
-        texts = self._columns(last, lambda c: _is_text(c.type))  # a measure of one end per named row of the other
+        return SampledQuery(f"SELECT {what} FROM {clause} WHERE {_col(last, c)} = {_literal(value)}", kind)
+
+    def _joined_group(self) -> SampledQuery | None:
+        """A count or sum of the first table's rows per named row of the last, along foreign keys
+        followed forward: each first row meets one last row, so the count counts first rows."""
+        found = self._path(self.rng.choice(JOIN_HOPS), forward=True)
+        if not found:
+            return None
+        path, clause = found
+        first, last = path[0], path[-1]
+        texts = self._columns(last, lambda c: _is_text(c.type))
         if not texts:
             return None
         label = _col(last, texts[0])
@@ -225,21 +255,17 @@ class QuerySampler:
         texts = self._columns(t, lambda c: _is_text(c.type))
         if not texts or not rc:
             return None
-        table, label = _display_name(t.name), _display_name(self._label(t).name)
+        table, label, other = _display_name(t.name), _display_name(self._label(t).name), _alias(col, t.name)
         c = self.rng.choice(texts)
-        clause = f"{table} AS a JOIN {table} AS b ON a.{_display_name(col)} = b.{_display_name(rc)}"
-        if self.rng.random() < 0.5:  # the rows that point to a given one
-            value = self._value(t, c)
-            if value is None:
-                return None
-            return SampledQuery(
-                f"SELECT a.{label} FROM {clause} WHERE b.{_display_name(c.name)} = {_literal(value)}", "self-join"
-            )
-        value = self._value(t, c)  # the row a given one points to
+        value = self._value(t, c)
         if value is None:
             return None
+        clause = f"{table} JOIN {table} AS {other} ON {table}.{_display_name(col)} = {other}.{_display_name(rc)}"
+        # the rows that point to a given one (who reports to X), or the one a given row points to
+        shown, given = (table, other) if self.rng.random() < 0.5 else (other, table)
         return SampledQuery(
-            f"SELECT b.{label} FROM {clause} WHERE a.{_display_name(c.name)} = {_literal(value)}", "self-join"
+            f"SELECT {shown}.{label} FROM {clause} WHERE {given}.{_display_name(c.name)} = {_literal(value)}",
+            "self-join",
         )
 
     def candidates(self) -> Iterator[SampledQuery]:
