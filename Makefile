@@ -11,7 +11,8 @@ LLAMARCH := $(BIN)/llamarch
 
 DEMO_MODELS := qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 DEMO_OUT    := demo-run
-DEMO_QUESTIONS ?= 48
+DEMO_QUESTIONS ?= 24
+DEMO_BUILT     ?= 72
 DEMO_HELD_OUT  ?= 40
 TEST_MODELS := smollm2-135m qwen2.5-coder-0.5b
 
@@ -61,16 +62,17 @@ models-test: $(STAMP)
 
 # Verified distillation on the shipped Chinook database: the teacher (1.5B) writes training
 # questions from the schema, samples 8 queries per question with sample rows and value lists
-# the student never sees, and keeps those whose results agree; the student (0.5B) is
-# LoRA-trained on them (MLX) from its own short prompt, and held-out questions are scored
-# by running the queries, for the student with and without the adapter (on llama.cpp) and
-# the teacher greedy and amplified. Rerunning resumes from what $(DEMO_OUT)/ holds.
+# the student never sees, and keeps those whose results 4 samples agree on; more queries are
+# built from the database's own keys and values, the teacher writing only their questions; the
+# student (0.5B) is LoRA-trained on them (MLX) from its own short prompt, and held-out questions
+# are scored by running the queries, for the student with and without the adapter (on
+# llama.cpp) and the teacher greedy and amplified. Rerunning resumes from what $(DEMO_OUT)/ holds.
 CHINOOK := llamarch/data/chinook
 demo: models-demo
 	$(LLAMARCH) distill --check sql --db $(CHINOOK)/Chinook_Sqlite.sqlite --synthesize $(DEMO_QUESTIONS) \
-		--eval-questions $(CHINOOK)/test.jsonl --eval-limit $(DEMO_HELD_OUT) --samples 8 \
-		--student qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b --out $(DEMO_OUT) \
-		--train-option epochs=2 --train-option batch_size=4 --train-option max_seq_length=512
+		--from-queries $(DEMO_BUILT) --eval-questions $(CHINOOK)/test.jsonl --eval-limit $(DEMO_HELD_OUT) \
+		--samples 8 --min-votes 4 --student qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b --out $(DEMO_OUT) \
+		--train-option epochs=1 --train-option batch_size=4 --train-option max_seq_length=512
 
 # ruff's lint and format checks first: they take a second, the tests minutes.
 test: models-test
