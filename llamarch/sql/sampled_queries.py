@@ -241,7 +241,13 @@ class QuerySampler:
             return None
         label = _col(last, texts[0])
         numbers = self._columns(first, _is_number)
-        measure = f"sum({_col(first, self.rng.choice(numbers))})" if numbers and self.rng.random() < 0.5 else "count(*)"
+        named = bool(self._columns(first, lambda c: _is_text(c.type)))  # rows with names, not keys or line items
+        if numbers and (not named or self.rng.random() < 0.5):
+            measure = f"sum({_col(first, self.rng.choice(numbers))})"
+        elif named:  # a count of a table of keys (PlaylistTrack) reads as a count of what they point to
+            measure = "count(*)"
+        else:
+            return None
         return SampledQuery(
             f"SELECT {label}, {measure} FROM {clause} GROUP BY {label} ORDER BY {measure} DESC", "join-group", 5
         )
@@ -252,11 +258,10 @@ class QuerySampler:
         if not linked:
             return None
         t, col, rc = self.rng.choice(linked)
-        texts = self._columns(t, lambda c: _is_text(c.type))
-        if not texts or not rc:
+        if not rc or not _is_text(self._label(t).type):
             return None
         table, label, other = _display_name(t.name), _display_name(self._label(t).name), _alias(col, t.name)
-        c = self.rng.choice(texts)
+        c = self._label(t)  # given by name: a question about whom an address reports to reads backwards
         value = self._value(t, c)
         if value is None:
             return None
