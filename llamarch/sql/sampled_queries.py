@@ -258,19 +258,18 @@ class QuerySampler:
         if not linked:
             return None
         t, col, rc = self.rng.choice(linked)
-        if not rc or not _is_text(self._label(t).type):
+        name = self._label(t)  # shown and given by name: "whom an address reports to" reads backwards
+        if not rc or not _is_text(name.type):
             return None
-        table, label, other = _display_name(t.name), _display_name(self._label(t).name), _alias(col, t.name)
-        c = self._label(t)  # given by name: a question about whom an address reports to reads backwards
-        value = self._value(t, c)
+        value = self._value(t, name)
         if value is None:
             return None
+        table, label, other = _display_name(t.name), _display_name(name.name), _alias(col, t.name)
         clause = f"{table} JOIN {table} AS {other} ON {table}.{_display_name(col)} = {other}.{_display_name(rc)}"
         # the rows that point to a given one (who reports to X), or the one a given row points to
         shown, given = (table, other) if self.rng.random() < 0.5 else (other, table)
         return SampledQuery(
-            f"SELECT {shown}.{label} FROM {clause} WHERE {given}.{_display_name(c.name)} = {_literal(value)}",
-            "self-join",
+            f"SELECT {shown}.{label} FROM {clause} WHERE {given}.{label} = {_literal(value)}", "self-join"
         )
 
     def candidates(self) -> Iterator[SampledQuery]:
