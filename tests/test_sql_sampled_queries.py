@@ -167,3 +167,38 @@ def test_long_join_paths_and_self_joins_are_built_and_find_rows(tmp_path: Path) 
         assert counted <= run_query(conn, f"SELECT count(*) FROM {first}").rows[0][0], q.sql
     for q in queries:
         assert 1 <= len(run_query(conn, q.sql, max_rows=MAX_RESULT_ROWS + 1).rows) <= MAX_RESULT_ROWS, q.sql
+
+
+def test_rows_chosen_by_their_related_rows_answer_what_they_say(tmp_path: Path) -> None:
+    """Authors with more than N books (HAVING), with no book (NOT IN), with a book that passes a
+    filter (IN): each built query's rows are checked against the data counted here in Python."""
+    path = tmp_path / "books.sqlite"
+    w = sqlite3.connect(path)
+    w.executescript("""
+        CREATE TABLE Author (AuthorId INTEGER PRIMARY KEY, Name TEXT NOT NULL);
+        CREATE TABLE Book (BookId INTEGER PRIMARY KEY, Title TEXT, Pages INTEGER,
+                           AuthorId INTEGER REFERENCES Author(AuthorId));
+    """)
+    w.executemany("INSERT INTO Author VALUES (?, ?)", [(i, f"Author {i}") for i in range(1, 31)])
+    books = [(b, f"Book {b}", 100 + 37 * b % 400, 1 + (b * b) % 23) for b in range(1, 120)]  # 12 authors have books
+    w.executemany("INSERT INTO Book VALUES (?, ?, ?, ?)", books)
+    w.commit()
+    w.close()
+    names = {i: f"Author {i}" for i in range(1, 31)}
+    count = {i: sum(1 for b in books if b[3] == i) for i in names}
+    childless = {names[i] for i in names if not count[i]}
+    conn = open_readonly(path)
+    queries = sample_queries(conn, read_tables(conn), 80, seed=0)
+    kinds = {q.kind for q in queries}
+    assert {"having", "none", "some"} <= kinds, kinds
+    for q in queries:
+        rows = {r[0] for r in run_query(conn, q.sql).rows}
+        if q.kind == "having" and (n := re.search(r"HAVING count\(\*\) > (\d+)$", q.sql)):
+            assert rows == {names[i] for i in names if count[i] > int(n.group(1))}, q.sql
+        elif q.kind == "having":
+            assert "HAVING avg(Book.Pages) > " in q.sql, q.sql
+        elif q.kind == "none":
+            assert rows in (childless, {len(childless)}), q.sql  # their names, or how many they are
+        elif q.kind == "some":
+            assert rows and rows <= {names[i] for i in names if count[i]}, q.sql
+    conn.close()

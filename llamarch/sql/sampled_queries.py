@@ -29,7 +29,8 @@ JOIN_HOPS = (1, 1, 2, 2, 3, 4)  # foreign keys a join follows, drawn evenly: 2 t
 class SampledQuery:
     base: str  # the query without its LIMIT; when limited, ordered by its last column
     kind: (
-        str  # lookup | count | aggregate | top | group | join | path | join-group | self-join | date | subquery | null
+        str  # lookup | count | aggregate | top | group | join | path | join-group | self-join | date | subquery
+        # | null | having | none | some
     )
     limit: int | None = None
 
@@ -272,12 +273,86 @@ class QuerySampler:
             f"SELECT {shown}.{label} FROM {clause} WHERE {given}.{label} = {_literal(value)}", "self-join"
         )
 
+    def _links(self) -> list[tuple[Table, str, Table, str]]:
+        """(child, its foreign-key column, parent, the column it references) for each foreign key
+        from one table into another."""
+        out = []
+        for child in self.tables:
+            for col, rt, rc in child.foreign_keys:
+                parent = self.by_name.get(rt.lower())
+                if parent and parent is not child and rc:
+                    out.append((child, col, parent, rc))
+        return out
+
+    def _threshold(self, sql: str) -> object | None:
+        """A value of a query's first column, ranked 2nd to 12th from the top: the rows above it
+        are few, and at least one."""
+        try:
+            rows = run_query(self.conn, f"{sql} ORDER BY 1 DESC LIMIT 12", max_rows=12, time_budget_s=1.0).rows
+        except QueryFailed:
+            return None
+        values = [r[0] for r in rows if isinstance(r[0], (int, float))]
+        if len(values) < 2:
+            return None
+        value = values[self.rng.randrange(1, len(values))]
+        if isinstance(value, float):  # a round number, and none that a float's last digit decides
+            value = int(value) if abs(value) >= 10 else round(value, 2)
+            if any(v != value and abs(v - value) < 1e-6 * max(1.0, abs(value)) for v in values):
+                return None
+        return value
+
+    def _related(self) -> SampledQuery | None:
+        """Rows of a table chosen by the rows that point to them through a foreign key: those with
+        more than N (GROUP BY ... HAVING), those with none (NOT IN), and those with at least one
+        that passes a filter (IN)."""
+        links = self._links()
+        if not links:
+            return None
+        child, col, parent, rc = self.rng.choice(links)
+        label = self._label(parent)
+        if not _is_text(label.type):
+            return None
+        p, c, name = _display_name(parent.name), _display_name(child.name), _col(parent, label)
+        key, fk = f"{p}.{_display_name(rc)}", f"{c}.{_display_name(col)}"
+        numbers = self._columns(child, _is_number)
+        kind = self.rng.choice(["having", "none", "some"])
+        if kind == "having":
+            measure = (
+                f"avg({_col(child, self.rng.choice(numbers))})" if numbers and self.rng.random() < 0.4 else "count(*)"
+            )
+            grouped = f"FROM {p} JOIN {c} ON {fk} = {key} GROUP BY {key}"
+            threshold = self._threshold(f"SELECT {measure} {grouped}")
+            if threshold is None:
+                return None
+            return SampledQuery(f"SELECT {name} {grouped} HAVING {measure} > {_literal(threshold)}", kind)
+        if kind == "none":
+            what = self.rng.choice([name, "count(*)"])
+            return SampledQuery(
+                f"SELECT {what} FROM {p} WHERE {key} NOT IN (SELECT {fk} FROM {c} WHERE {fk} IS NOT NULL)", kind
+            )
+        texts = self._columns(child, lambda x: _is_text(x.type))
+        if numbers and (not texts or self.rng.random() < 0.5):
+            number = _col(child, self.rng.choice(numbers))
+            threshold = self._threshold(f"SELECT {number} FROM {c}")
+            where = None if threshold is None else f"{number} > {_literal(threshold)}"
+        elif texts:
+            text = self.rng.choice(texts)
+            value = self._value(child, text)
+            where = None if value is None else f"{_col(child, text)} = {_literal(value)}"
+        else:
+            where = None
+        if where is None:
+            return None
+        return SampledQuery(f"SELECT {name} FROM {p} WHERE {key} IN (SELECT {fk} FROM {c} WHERE {where})", kind)
+
     def candidates(self) -> Iterator[SampledQuery]:
         while True:
             draw = self.rng.random()
             if draw < 0.05:
                 query = self._self_joined()
-            elif draw < 0.6:
+            elif draw < 0.2:
+                query = self._related()
+            elif draw < 0.65:
                 query = self._joined()
             else:
                 query = self._one_table()
