@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llamarch.sql import open_readonly, read_tables, result_signature, run_query
-from llamarch.sql.prompt import parse_question, question_messages
+from llamarch.sql.prompt import COUNTS_NOT_LISTS, LISTS_NOT_COUNTS, parse_question, question_messages, question_mismatch
 from llamarch.sql.sampled_queries import MAX_RESULT_ROWS, SampledQuery, _tie_at_limit, sample_queries
 
 
@@ -110,6 +110,19 @@ def test_the_question_of_a_query() -> None:
     assert parse_question("**Question:** Which artist recorded Stormbringer?") == "Which artist recorded Stormbringer?"
     for bad in ("SELECT name FROM artist", "Hi", "", "```sql\nSELECT 1\n```"):
         assert parse_question(bad) is None, bad
+
+
+def test_a_count_asked_of_a_list_or_a_list_asked_of_a_count_is_caught() -> None:
+    having = "SELECT Genre.Name FROM Genre JOIN Track ON Track.GenreId = Genre.GenreId GROUP BY Genre.GenreId"
+    having += " HAVING count(*) > 74"
+    assert question_mismatch("How many genres have more than 74 tracks?", having) == LISTS_NOT_COUNTS
+    assert question_mismatch("Which genres have more than 74 tracks?", having) is None
+    none = "SELECT count(*) FROM Artist WHERE Artist.ArtistId NOT IN (SELECT Album.ArtistId FROM Album)"
+    assert question_mismatch("Which artists have no albums?", none) == COUNTS_NOT_LISTS
+    assert question_mismatch("What is the number of artists without an album?", none) is None
+    per_group = "SELECT Employee.LastName, count(*) FROM Customer JOIN Employee ON 1 GROUP BY Employee.LastName"
+    assert question_mismatch("How many customers does each employee support?", per_group) is None
+    assert question_mismatch("How many items were sold?", "SELECT sum(Quantity) FROM Line") is None
 
 
 def test_a_look_up_in_a_two_column_table_answers_with_the_other_column(tmp_path: Path) -> None:

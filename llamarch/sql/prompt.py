@@ -51,6 +51,35 @@ def question_messages(sql: str, schema: str) -> list[Message]:
     ]
 
 
+_ASKS_COUNT = re.compile(r"^\W*(how many|what is the (total )?number of|what number of|count)\b", re.IGNORECASE)
+_SAYS_COUNT = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
+_SELECTED = re.compile(r"^\s*SELECT\s+(?:DISTINCT\s+)?(.*?)\s+FROM\s", re.IGNORECASE | re.DOTALL)
+_AGGREGATE = re.compile(r"\b(count|sum|avg|min|max|total)\s*\(", re.IGNORECASE)
+LISTS_NOT_COUNTS = (
+    "That question asks how many, but the query lists rows; it does not count them. "
+    "Write the question it answers, asking for the rows it returns. Reply with the question only."
+)
+COUNTS_NOT_LISTS = (
+    "That question asks for rows, but the query counts them: its answer is one number. "
+    "Write the question it answers, asking how many. Reply with the question only."
+)
+
+
+def question_mismatch(question: str, sql: str) -> str | None:
+    """What is wrong when a question asks how many and its query lists rows (a list's filter read
+    as a count: `HAVING count(*) > 5`), or its query is one count and it asks for rows; None
+    when they agree or the query is neither."""
+    selected = _SELECTED.search(sql)
+    if not selected:
+        return None
+    columns = selected.group(1)
+    if _ASKS_COUNT.search(question) and not _AGGREGATE.search(columns):
+        return LISTS_NOT_COUNTS
+    if re.fullmatch(r"count\s*\(.*\)", columns.strip(), re.IGNORECASE | re.DOTALL) and not _SAYS_COUNT.search(question):
+        return COUNTS_NOT_LISTS
+    return None
+
+
 def parse_question(reply: str) -> str | None:
     """The question in a reply to `question_messages`: its first line, without a label or
     quotes; None when that is not a plain question of a few words (SQL, a list, an essay)."""

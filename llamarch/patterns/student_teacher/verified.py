@@ -246,7 +246,7 @@ class VerifiedDistiller:
         """Queries built from the database (`sql.sampled_queries`), none giving a held-out
         result, each with the question the teacher says it answers (greedy, in one batch,
         with the teacher's context). A reply that is not a plain question drops its query."""
-        from ...sql.prompt import parse_question, question_messages
+        from ...sql.prompt import parse_question, question_messages, question_mismatch
         from ...sql.questions import Question
         from ...sql.sampled_queries import sample_queries
         from ...sql.schema import read_tables
@@ -273,11 +273,32 @@ class VerifiedDistiller:
                 parallel=self.cfg.parallel,
                 advance=advance,
             )
-        found = []
-        for n, (query, got) in enumerate(zip(queries, replies), 1):
-            text = parse_question(got["replies"][0])
-            if text:
-                found.append(Question(text, query.sql, f"{FROM_QUERY}{n}"))
+        texts = [parse_question(got["replies"][0]) for got in replies]
+        # a count asked of a query that lists rows, or the reverse, is asked again once, with what is wrong
+        wrong = [
+            (i, messages[i] + [{"role": "assistant", "content": text}, {"role": "user", "content": why}])
+            for i, text in enumerate(texts)
+            if text and (why := question_mismatch(text, queries[i].sql))
+        ]
+        if wrong:
+            with self.ui.phase("teacher asks again where a count and a list were mixed up", len(wrong)) as advance:
+                again, _ = generate_replies(
+                    _Deferred(self._teacher),
+                    [m for _, m in wrong],
+                    settings,
+                    store=self.store,
+                    model_key=self.teacher_id,
+                    parallel=self.cfg.parallel,
+                    advance=advance,
+                )
+            for (i, _), got in zip(wrong, again):
+                text = parse_question(got["replies"][0])
+                texts[i] = text if text and not question_mismatch(text, queries[i].sql) else None
+        found = [
+            Question(text, query.sql, f"{FROM_QUERY}{n}")
+            for n, (query, text) in enumerate(zip(queries, texts), 1)
+            if text
+        ]
         write_jsonl(self.out / "query-questions.jsonl", ({"question": q.question, "sql": q.sql} for q in found))
         return found
 
