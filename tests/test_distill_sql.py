@@ -144,6 +144,9 @@ def test_distill_check_sql_end_to_end_trains_and_scores_by_execution(tmp_path, l
         assert summary["questions"] == 3 and 0 <= summary["matched"] <= 3
     assert set(report["evaluation"]["student_change"]) >= {"mcnemar_exact_p", "delta_95ci_points", "fixed", "broken"}
     assert "held-out execution accuracy on 3 questions" in proc.stdout
+    timings = json.loads((out / "timings.json").read_text())  # every phase's wall time, the held-out runs too
+    phases = {"teacher writes the questions of queries", *(f"held-out: {name}" for name in models)}
+    assert phases <= set(timings) and all(timings[p]["wall_s"] > 0 for p in phases), timings
     # The 0.5B answers these with the sample rows and value lists: most become training rows.
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     rows += [json.loads(line) for line in (out / "valid.jsonl").read_text().splitlines()]

@@ -14,9 +14,10 @@ Everything is stored in `DIR/distill.db` as it is computed; a rerun resumes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,14 @@ class VerifiedDistiller:
         self._student = _Lazy(lambda: self._open(config.student, config.student_backend))
         self._teacher = _Lazy(lambda: self._open(config.teacher, config.teacher_backend))
 
+    @contextlib.contextmanager
+    def _phase(self, label: str, total: int) -> Iterator[Callable[[int], None]]:
+        """The front end's phase, its wall time recorded in timings.json under its label."""
+        t = time.perf_counter()
+        with self.ui.phase(label, total) as advance:
+            yield advance
+        self.timings.setdefault(label, {})["wall_s"] = round(time.perf_counter() - t, 3)
+
     def _open(self, spec: str, backend: str | None, adapter: Path | None = None) -> Any:
         from ...llm import LLM
 
@@ -228,7 +237,7 @@ class VerifiedDistiller:
         def key(request: str) -> str:
             return result_key("synthesize-sql", self.teacher_id, request, SAMPLING)
 
-        with self.ui.phase("teacher writes questions", len(requests)) as advance:
+        with self._phase("teacher writes questions", len(requests)) as advance:
             texts = synthesize_sql_questions(
                 lambda: self._teacher.get(),
                 requests,
@@ -263,7 +272,7 @@ class VerifiedDistiller:
         settings = replace(self.cfg.teacher_settings(samples=1), max_tokens=QUESTION_TOKENS)
         schema = schema_text(self.checker, settings)
         messages = [question_messages(q.sql, schema) for q in queries]
-        with self.ui.phase("teacher writes the questions of queries", len(messages)) as advance:
+        with self._phase("teacher writes the questions of queries", len(messages)) as advance:
             replies, _ = generate_replies(
                 _Deferred(self._teacher),
                 messages,
@@ -281,7 +290,7 @@ class VerifiedDistiller:
             if text and (why := question_mismatch(text, queries[i].sql))
         ]
         if wrong:
-            with self.ui.phase("teacher asks again where a count and a list were mixed up", len(wrong)) as advance:
+            with self._phase("teacher asks again where a count and a list were mixed up", len(wrong)) as advance:
                 again, _ = generate_replies(
                     _Deferred(self._teacher),
                     [m for _, m in wrong],
@@ -317,8 +326,7 @@ class VerifiedDistiller:
 
         schema = schema_text(self.checker, settings)
         messages = [sql_messages(q.question, schema) for q in questions]
-        t = time.perf_counter()
-        with self.ui.phase(label, len(questions)) as advance:
+        with self._phase(label, len(questions)) as advance:
             replies, seconds = generate_replies(
                 _Deferred(model),
                 messages,
@@ -328,7 +336,7 @@ class VerifiedDistiller:
                 parallel=self.cfg.parallel,
                 advance=advance,
             )
-        self.timings[label] = {"wall_s": round(time.perf_counter() - t, 3), "generation_s": round(seconds, 3)}
+        self.timings[label]["generation_s"] = round(seconds, 3)
         return [
             [self.checker(Task(q.question, q.sql, q.source), r) for r in got["replies"]]
             for q, got in zip(questions, replies)
@@ -383,7 +391,7 @@ class VerifiedDistiller:
             reply = f"```sql\n{best.answer}\n```" if best.answer else "(no query)"
             messages.append(repair_messages(sql_messages(questions[i].question, schema), reply, best.reason))
         greedy = replace(settings, samples=1, temperature=0.0)
-        with self.ui.phase("teacher repairs", len(broken)) as advance:
+        with self._phase("teacher repairs", len(broken)) as advance:
             replies, _ = generate_replies(
                 _Deferred(self._teacher),
                 messages,
@@ -433,7 +441,7 @@ class VerifiedDistiller:
         runs: dict[str, Any] = {}
 
         def run(name: str, model: _Lazy, identity: ModelIdentity, settings: SQLSettings) -> None:
-            with self.ui.phase(f"held-out: {name}", len(held)) as advance:
+            with self._phase(f"held-out: {name}", len(held)) as advance:
                 runs[name] = evaluate(
                     _Deferred(model),
                     self.checker,
