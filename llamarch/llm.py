@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from .backends import (
     collect,
     open_backend,
 )
+from .backends.base import seed_for
 
 
 class LLM:
@@ -87,12 +89,15 @@ class LLM:
         given `parallel`; the others answer the prompts one after another.
         """
         opts = options.pop("options", None) or GenerationOptions.from_kwargs(**options)
+        if opts.seeds is not None and len(opts.seeds) != len(prompts):
+            raise ValueError(f"{len(opts.seeds)} seeds for {len(prompts)} prompts: give one seed per prompt")
         prompts = [self.prompt_for(p, raw) for p in prompts]
         if isinstance(self.backend, BatchStreaming):
             yield from self.backend.stream_batch(prompts, opts, parallel=parallel)
             return
         for i, prompt in enumerate(prompts):
-            for chunk in self.backend.stream(prompt, opts):
+            seed = seed_for(opts, i)
+            for chunk in self.backend.stream(prompt, opts if seed is None else dataclasses.replace(opts, seed=seed)):
                 yield i, chunk
 
     def plan_batch(

@@ -182,13 +182,17 @@ def test_constrained_verdicts_in_a_batch_all_parse(smollm):
         "A byte has 8 bits",
     ]
     prompts = [[{"role": "user", "content": f"Is this answer correct? Reply as JSON. Answer: {a}"}] for a in answers]
-    replies = smollm.generate_batch(prompts, parallel=3, temperature=0, max_tokens=64, json_schema=VERDICT)
-    for reply in replies:
-        verdict = json.loads(reply.text)
+    options = {"temperature": 0, "max_tokens": 64, "json_schema": VERDICT}
+    batched: dict[int, list] = {i: [] for i in range(len(prompts))}
+    for i, chunk in smollm.stream_batch(prompts, parallel=3, **options):
+        batched[i].append(chunk)
+    for i, prompt in enumerate(prompts):
+        verdict = json.loads("".join(c.text for c in batched[i]))
         assert verdict["verdict"] in ("correct", "incorrect") and isinstance(verdict["score"], int)
-        assert reply.stats.finish_reason == "stop"
-    sequential = [smollm.respond(p, temperature=0, max_tokens=64, json_schema=VERDICT).text for p in prompts]
-    assert [r.text for r in replies] == sequential
+        assert batched[i][-1].stats.finish_reason == "stop"
+        # As sequential decoding, or left only at a near tie (batched sums differ in their last bits on some CPUs).
+        sequential = token_ids(smollm.stream(prompt, **options))
+        same_or_near_tie(smollm, prompt, sequential, token_ids(batched[i]), f"verdict {i}")
 
 
 def test_sampled_batch_is_reproducible_with_a_seed(smollm):
@@ -333,7 +337,10 @@ def test_batches_apply_the_lora_adapter(smollm, smollm_path, tmp_path):
     meta = read_header(smollm_path).metadata
     n_embd, n_layer = meta["llama.embedding_length"], meta["llama.block_count"]
     adapter = write_lora(
-        tmp_path / "adapter.gguf", "llama", {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)}
+        tmp_path / "adapter.gguf",
+        "llama",
+        {f"blk.{i}.attn_q.weight": (n_embd, n_embd) for i in range(n_layer)},
+        scale=0.15,  # strong enough to change replies beyond a near tie
     )
     prompts = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:3]]
     base = [token_ids(smollm.stream(p, temperature=0, max_tokens=24)) for p in prompts]
@@ -343,11 +350,15 @@ def test_batches_apply_the_lora_adapter(smollm, smollm_path, tmp_path):
         batched: dict[int, list] = {i: [] for i in range(len(prompts))}
         for i, chunk in tuned.stream_batch(prompts, parallel=3, temperature=0, max_tokens=24):
             batched[i].append(chunk)
+        checked = 0
         for i, prompt in enumerate(prompts):
             got = token_ids(batched[i])
             same_or_near_tie(tuned, prompt, sequential[i], got, f"prompt {i}")
-            if sequential[i] != base[i]:
+            where = divergence_margin(tuned, prompt, sequential[i], base[i])
+            if where is not None and where[1] >= NEAR_TIE:  # the adapter changes this reply beyond a near tie
                 assert got != base[i], f"prompt {i}: the batch ran without the adapter"
+                checked += 1
+        assert checked, "the adapter changed no reply beyond a near tie: the test shows nothing"
 
 
 def test_samples_of_one_prompt_differ_and_a_seed_reproduces_them(smollm):
@@ -360,3 +371,52 @@ def test_samples_of_one_prompt_differ_and_a_seed_reproduces_them(smollm):
     assert again == first
     alone = smollm.generate_batch([prompt], parallel=1, **options)[0].text  # sequence 0 keeps the call's seed
     assert alone == first[0]
+
+
+def test_per_prompt_seeds_let_two_prompts_samples_share_a_batch(smollm):
+    """Two prompts' samples in one batch, each with the seeds of its own batch, come out as
+    they do batched alone (the K-sample teacher batches several questions this way)."""
+    from llamarch.backends.base import sequence_seed
+
+    colour = [{"role": "user", "content": "Name a colour and a fruit."}]
+    animal = [{"role": "user", "content": "Name an animal and a city."}]
+    options = {"temperature": 0.9, "max_tokens": 12}
+    alone = [r.text for r in smollm.generate_batch([colour] * 3, parallel=3, seed=7, **options)]
+    alone += [r.text for r in smollm.generate_batch([animal] * 3, parallel=3, seed=8, **options)]
+    seeds = [sequence_seed(7, j) for j in range(3)] + [sequence_seed(8, j) for j in range(3)]
+    mixed = smollm.generate_batch([colour] * 3 + [animal] * 3, parallel=6, seeds=seeds, **options)
+    assert [r.text for r in mixed] == alone
+    with pytest.raises(ValueError, match="2 seeds for 6 prompts"):
+        smollm.generate_batch([colour] * 6, seeds=[1, 2], **options)
+
+
+def test_k_sample_replies_of_several_questions_are_those_of_each_question_alone(smollm, tmp_path):
+    """`generate_replies` sends every question's samples in one batch, each with the seeds the
+    question gets alone, and stores each question's own replies."""
+    from llamarch.backends.base import sequence_seed
+    from llamarch.evals.sql import SQLSettings, generate_replies, question_seed
+
+    class Recording:
+        """The real model, with what each batch was given and what it answered."""
+
+        def __init__(self):
+            self.seeds, self.texts = [], {}
+
+        def stream_batch(self, prompts, parallel=None, **options):
+            self.seeds.append(options["seeds"])
+            for i, chunk in smollm.stream_batch(prompts, parallel=parallel, **options):
+                self.texts[i] = self.texts.get(i, "") + chunk.text
+                yield i, chunk
+
+    settings = SQLSettings(samples=3, temperature=0.9, max_tokens=12)
+    questions = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("colour", "city", "river")]
+    llm = Recording()
+    with Store(tmp_path / "store.db") as store:
+        got, _ = generate_replies(llm, questions, settings, store=store, model_key="smollm")
+        again, _ = generate_replies(llm, questions, settings, store=store, model_key="smollm")
+    assert len(llm.seeds) == 1  # one batch; the second call read the store
+    own = [sequence_seed(question_seed(settings.seed, repr(q)), j) for q in questions for j in range(3)]
+    assert llm.seeds[0] == own
+    assert [r["replies"] for r in got] == [[llm.texts[3 * q + j] for j in range(3)] for q in range(3)]
+    assert again == got
+    assert len({text for r in got for text in r["replies"]}) > 3  # samples, not copies

@@ -30,6 +30,7 @@ class GenerationOptions:
     min_p: float = 0.05
     repeat_penalty: float = 1.0
     seed: int | None = None
+    seeds: Sequence[int] | None = None  # a batch's own seed per prompt (else each is derived from `seed`)
     stop: Sequence[str] = ()
     json_schema: dict[str, Any] | None = None  # constrain the output to this JSON schema
     cancel: threading.Event | None = field(default=None, repr=False)  # set() stops the reply
@@ -59,6 +60,19 @@ def sequence_seed(seed: int, index: int) -> int:
         return seed
     digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def seed_for(options: GenerationOptions, index: int, batch_seed: int | None = None) -> int | None:
+    """The sampler seed of prompt `index` of a batch: its own from `options.seeds`, else
+    `sequence_seed` of the batch's seed (`options.seed`, or `batch_seed` when that is None).
+
+    Per-prompt seeds let one batch hold several prompts' samples, each drawn as it would be
+    in a batch of its own, so a result does not depend on what it was batched with.
+    """
+    if options.seeds is not None:
+        return options.seeds[index]
+    seed = options.seed if options.seed is not None else batch_seed
+    return None if seed is None else sequence_seed(seed, index)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackendError, ContextOverflowError
-from .base import Chunk, GenerationOptions, Stats, sequence_seed
+from .base import Chunk, GenerationOptions, Stats, seed_for
 from .kvplan import Plan, plan_parallel
 from .llamacpp_private import lora_adapter, model_ptr, vocab_ptr
 from .llamacpp_sampling import SequenceSampler
@@ -251,7 +251,7 @@ class BatchEngine:
             self._lc.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
             keep = 0
         del slot.cached[keep:]
-        sampler = SequenceSampler(self._lc, self.vocab, self.n_vocab, options, sequence_seed(seed, index), grammar)
+        sampler = SequenceSampler(self._lc, self.vocab, self.n_vocab, options, seed_for(options, index, seed), grammar)
         job = _Job(index, request, sampler, StopMatcher([*options.stop, *request.stops]))
         job.pending = tokens[keep:]
         job.history = list(tokens)

@@ -295,7 +295,10 @@ class MLXBackend:
         if not prompts:
             return
         sampler, processors = self._sampling(options)
-        self.mx.random.seed(options.seed if options.seed is not None else random.randint(0, 2**31 - 1))
+        # mlx-lm samples a batch from one random state: per-prompt seeds cannot apply, so the
+        # first one seeds the batch (reproducible for the same batch, not for each prompt alone).
+        seed = options.seeds[0] if options.seeds else options.seed
+        self.mx.random.seed(seed if seed is not None else random.randint(0, 2**31 - 1))
         width = max(1, parallel or min(len(prompts), 8))
         gen = BatchGenerator(
             self.model,

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import BackendError, ContextOverflowError, LlamarchError
 from ..httpclient import HttpClient, HTTPStatusError, Reply, RequestCancelled, RetryPolicy, StreamCutError, iter_sse
-from .base import Chunk, GenerationOptions, Prompt, Stats, sequence_seed
+from .base import Chunk, GenerationOptions, Prompt, Stats, seed_for
 from .textstream import StopMatcher
 
 SPEC_PREFIX = "openai:"
@@ -525,11 +525,8 @@ def _parallel_stream(
                 i = next(todo, None)
             if i is None:
                 break
-            seeded = (
-                worker_options
-                if options.seed is None
-                else dataclasses.replace(worker_options, seed=sequence_seed(options.seed, i))
-            )
+            seed = seed_for(options, i)
+            seeded = worker_options if seed is None else dataclasses.replace(worker_options, seed=seed)
             try:
                 for chunk in backend.stream(prompts[i], seeded):
                     out.put((i, chunk))

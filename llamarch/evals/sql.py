@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..backends.base import sequence_seed
 from ..sql.prompt import STOPS
 from .checkers import Check, SQLChecker, Task
 from .vote import pick, vote
@@ -78,8 +79,9 @@ def generate_replies(
 ) -> tuple[list[dict[str, Any]], float]:
     """Each prompt's replies ({"replies": [...], "completion_tokens": n}), stored as they finish.
 
-    Greedy prompts go through the engine as one batch; sampled ones one prompt at a time,
-    its `samples` sequences together (they share the prompt's KV cache). Returns the
+    Greedy prompts go through the engine as one batch; sampled ones too, `samples` sequences
+    per prompt (those share the prompt's KV cache), each question stored once all of its
+    samples are in. Returns the
     replies and, when this call generated all of them, the seconds it took (else 0).
     """
     from ..store import result_key
@@ -101,12 +103,22 @@ def generate_replies(
             if advance:
                 advance(1)
     else:
-        for i in todo:
-            seed = question_seed(settings.seed, repr(messages[i]))
-            got = sorted(_replies(llm, [messages[i]] * settings.samples, parallel, seed=seed, **options))
+        # Every question's samples in one batch, each with the seeds it would get alone, so
+        # the engine keeps all its sequences busy (a new one starts as soon as one finishes)
+        # and a question's samples do not depend on what they were batched with.
+        k = settings.samples
+        prompts = [messages[i] for i in todo for _ in range(k)]
+        seeds = [sequence_seed(question_seed(settings.seed, repr(messages[i])), j) for i in todo for j in range(k)]
+        got: dict[int, list[tuple[int, str, Any]]] = {}
+        for n, text, stats in _replies(llm, prompts, parallel, seeds=seeds, **options):
+            i = todo[n // k]
+            got.setdefault(i, []).append((n % k, text, stats))
+            if len(got[i]) < k:
+                continue
+            done = sorted(got.pop(i), key=lambda g: g[0])
             results[i] = {
-                "replies": [text for _, text, _ in got],
-                "completion_tokens": sum(stats.completion_tokens for _, _, stats in got),
+                "replies": [text for _, text, _ in done],
+                "completion_tokens": sum(stats.completion_tokens for _, _, stats in done),
             }
             _save(store, keys[i], results[i])
             if advance:
