@@ -80,9 +80,8 @@ def generate_replies(
     """Each prompt's replies ({"replies": [...], "completion_tokens": n}), stored as they finish.
 
     Greedy prompts go through the engine as one batch; sampled ones too, `samples` sequences
-    per prompt (those share the prompt's KV cache), each question stored once all of its
-    samples are in. Returns the
-    replies and, when this call generated all of them, the seconds it took (else 0).
+    per prompt, each prompt stored once all of its samples are in. Returns the replies and,
+    when this call generated all of them, the seconds it took (else 0).
     """
     from ..store import result_key
 
