@@ -390,7 +390,7 @@ def test_per_prompt_seeds_are_each_prompts_own(smollm):
         smollm.generate_batch([colour] * 6, seeds=[1, 2], temperature=0.9, max_tokens=12)
 
 
-def test_k_sample_replies_of_several_questions_are_those_of_each_question_alone(smollm, tmp_path):
+def test_k_sample_replies_of_several_questions_share_one_batch_with_each_questions_own_seeds(smollm, tmp_path):
     """`generate_replies` sends every question's samples in one batch, each with the seeds the
     question gets alone, and stores each question's own replies."""
     from llamarch.backends.base import sequence_seed
