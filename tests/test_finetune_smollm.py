@@ -28,6 +28,10 @@ QUESTIONS = [
 ]
 
 
+# Where MLX and llama.cpp part, the two engines' gaps between the two tokens, added up.
+MAX_TIE_GAP = 1.0
+
+
 def secret_data(directory: Path, n: int = 16) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -51,9 +55,10 @@ def test_conversion_parity_with_llamacpp(smollm_mlx_dir):
     print(json.dumps(report.to_dict()))
     assert report.tokenizer_matches == report.tokenizer_total
     # Q4_1 weights and llama.cpp's Q8 activations against float32: prompts may part where the
-    # top two tokens are nearly tied; a wrong conversion agrees on nothing.
-    assert report.greedy_agreement >= 0.6
-    assert sum(p.agree_prefix == len(p.llamacpp_tokens) for p in report.prompts) >= 3
+    # top two tokens are nearly tied (seen: 0.08 and 0.0002 logits apart, and which ones part
+    # changes with the CPU's kernels); a wrong conversion parts at once, far from a tie.
+    assert all(p.agrees_but_for_a_near_tie(MAX_TIE_GAP) for p in report.prompts), report.to_dict()
+    assert report.greedy_agreement >= 0.4
     assert max(p.first_logit_max_abs_diff for p in report.prompts) < 3.0
 
 
@@ -167,7 +172,8 @@ def test_train_export_and_llamacpp_learns_the_reply(smollm_mlx_dir, tmp_path):
 
     report = check_conversion("smollm2-135m", smollm_mlx_dir, lora_gguf=str(lora), mlx_adapter=str(adapter))
     print(json.dumps(report.to_dict()))
-    assert report.greedy_agreement >= 0.6
+    assert all(p.agrees_but_for_a_near_tie(MAX_TIE_GAP) for p in report.prompts), report.to_dict()
+    assert report.greedy_agreement >= 0.4
 
     result = run_cli("export", str(adapter), "--to", "gguf", "-o", str(tmp_path / "fused.gguf"))
     assert result.exit_code == 0, result.output

@@ -65,11 +65,13 @@ def test_qwen_answers_code_questions_with_code(qwen05):
 
 
 def test_smollm_chat_template_gives_a_sane_answer(smollm):
-    # (Without a system prompt the template's default one makes this 135M model ramble.)
+    # (Without a system prompt the template's default one makes this 135M model ramble.) Tokyo,
+    # not Paris: every greedy token up to "Tokyo" leads the next by over 2.5 logits, where the
+    # French answer rests on a 0.09 tie that AVX2 and AVX-512 sums break differently.
     text = smollm.generate(
-        "What is the capital of France?", system="You are a helpful assistant.", temperature=0, max_tokens=30
+        "What is the capital of Japan?", system="You are a helpful assistant.", temperature=0, max_tokens=30
     )
-    assert "Paris" in text
+    assert "Tokyo" in text
 
 
 def test_system_prompt_reaches_the_template(smollm):

@@ -37,6 +37,19 @@ class PromptParity:
     agree_prefix: int  # tokens equal before the first difference
     first_logit_max_abs_diff: float  # on the prompt's last position, same input for both
     first_top1_margin: float  # llama.cpp's gap between its best and second-best token there
+    # Where the two part (same input to both): the rank of llama.cpp's token among MLX's logits
+    # (2 = MLX's second choice) and how far apart each engine puts the two tokens. A near tie
+    # has rank 2 and small gaps; a wrong conversion parts at once, far down the ranking.
+    part_mlx_rank: int | None = None
+    part_mlx_gap: float | None = None  # MLX's logit for its own token minus for llama.cpp's
+    part_llamacpp_gap: float | None = None  # llama.cpp's logit for its token minus for MLX's
+
+    def agrees_but_for_a_near_tie(self, max_gap: float) -> bool:
+        """Agrees to the end, or parts where both engines' two candidates lie within `max_gap`."""
+        if self.part_mlx_rank is None:
+            return self.agree_prefix == len(self.llamacpp_tokens)
+        gaps = (self.part_mlx_gap or 0.0) + (self.part_llamacpp_gap or 0.0)
+        return self.part_mlx_rank == 2 and gaps <= max_gap
 
 
 @dataclass
@@ -133,16 +146,14 @@ def compare(
         agree = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), min(len(ours), len(ref)))
         a, b = llamacpp_logits(backend, ids), mlx_logits(model, ids)
         top2 = np.sort(a)[-2:]
-        report.prompts.append(
-            PromptParity(
-                prompt,
-                ours,
-                ref,
-                agree,
-                float(np.abs(a - b).max()),
-                float(top2[1] - top2[0]),
-            )
-        )
+        parity = PromptParity(prompt, ours, ref, agree, float(np.abs(a - b).max()), float(top2[1] - top2[0]))
+        if agree < min(len(ours), len(ref)):
+            at = [*ids, *ref[:agree]]
+            theirs, mine = llamacpp_logits(backend, at), mlx_logits(model, at)
+            parity.part_mlx_rank = int((mine > mine[ref[agree]]).sum()) + 1
+            parity.part_mlx_gap = float(mine[ours[agree]] - mine[ref[agree]])
+            parity.part_llamacpp_gap = float(theirs[ref[agree]] - theirs[ours[agree]])
+        report.prompts.append(parity)
     return report
 
 
