@@ -11,7 +11,11 @@ and amplified. Then, in the same run:
 - `prompt_cache`: prompt tokens evaluated per question (the schema prefix is read once per
   run, not once per question or sample);
 - `k_samples`: the K-sample teacher (one prompt, K sequences sharing its KV cache) against K
-  independent requests, median of --runs after a warm-up, and their ratio.
+  independent requests, median of --runs after a warm-up, and their ratio;
+- `k_batching`: the teacher's K samples of --batching-questions questions, all in one batch
+  (what the library does: a finished sequence's slot takes the next sample at once) against
+  one batch per question (each waiting for its slowest sample), median of --runs after a
+  warm-up, and their ratio.
 
 Prints one JSON object and writes DIR/report.png.
 
@@ -78,12 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-humaneval", action="store_true")
     p.add_argument("--humaneval-student", type=float, default=56.10, help="the student's stored pass@1 (README)")
-    p.add_argument("--runs", type=int, default=3, help="trials of the k_samples timing")
-    p.add_argument("--only", choices=["k_samples", "prompt_cache"], help="run just this measurement")
+    p.add_argument("--runs", type=int, default=3, help="trials of the k_samples and k_batching timings")
+    p.add_argument("--batching-questions", type=int, default=8, help="questions of the k_batching timing")
+    p.add_argument("--only", choices=["k_samples", "k_batching", "prompt_cache"], help="run just this measurement")
     p.add_argument(
         "--no-timings",
         action="store_true",
-        help="leave out the prompt_cache and k_samples measurements "
+        help="leave out the prompt_cache, k_samples and k_batching measurements "
         "(they depend on the engine, not on the run's data or training settings)",
     )
     p.add_argument("--config", type=Path)
@@ -222,6 +227,57 @@ def k_samples(args: argparse.Namespace, n: int = 2) -> dict[str, Any]:
     }
 
 
+def k_batching(args: argparse.Namespace) -> dict[str, Any]:
+    """Every question's K samples in one batch against one batch per question, as `eval sql -k K` asks them."""
+    import tempfile
+
+    from llamarch.evals.checkers import SQLChecker
+    from llamarch.evals.sql import SQLSettings, generate_replies, schema_text
+    from llamarch.llm import LLM
+    from llamarch.sql.prompt import sql_messages
+    from llamarch.store import Store
+
+    checker = SQLChecker(args.db)
+    settings = SQLSettings(
+        schema="ddl", sample_rows=3, distinct=True, samples=args.samples, temperature=args.sample_temperature
+    )
+    schema = schema_text(checker, settings)
+    warm, *rest = [sql_messages(q.question, schema) for q in _questions(args, args.batching_questions + 1)]
+    seconds: dict[str, list[float]] = {"one_batch": [], "per_question": []}
+    tokens: dict[str, list[int]] = {"one_batch": [], "per_question": []}
+    with LLM(args.teacher, n_ctx=8192) as llm, tempfile.TemporaryDirectory() as tmp:
+
+        def timed(groups: list[list[Any]], name: str) -> tuple[float, int]:
+            store = Store(Path(tmp) / f"{name}.db")  # a new store: no reply is stored yet
+            forget(llm)
+            t0, n = time.perf_counter(), 0
+            for group in groups:
+                replies, _ = generate_replies(llm, group, settings, store=store, model_key=args.teacher)
+                n += sum(r["completion_tokens"] for r in replies)
+            return time.perf_counter() - t0, n
+
+        timed([[warm]], "warm-up")
+        for trial in range(args.runs):
+            ways = {"one_batch": [rest], "per_question": [[m] for m in rest]}
+            for name in sorted(ways, reverse=bool(trial % 2)):  # alternate which goes first
+                t, n = timed(ways[name], f"{name}-{trial}")
+                seconds[name].append(t)
+                tokens[name].append(n)
+    one, per = statistics.median(seconds["one_batch"]), statistics.median(seconds["per_question"])
+    return {
+        "questions": len(rest),
+        "k": args.samples,
+        "runs": args.runs,
+        "one_batch_s": round(one, 1),
+        "per_question_s": round(per, 1),
+        "one_batch_tok_per_s": round(statistics.median(tokens["one_batch"]) / one, 2),
+        "per_question_tok_per_s": round(statistics.median(tokens["per_question"]) / per, 2),
+        "completion_tokens": tokens,
+        "seconds": {name: [round(t, 1) for t in ts] for name, ts in seconds.items()},
+        "speedup": round(per / one, 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -244,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
         result["prompt_cache"] = prompt_cache(args)
     if timings and args.only in (None, "k_samples"):
         result["k_samples"] = k_samples(args)
+    if timings and args.only in (None, "k_batching"):
+        result["k_batching"] = k_batching(args)
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
     print()
