@@ -6,8 +6,9 @@ gets, execution keeps what agrees, the student learns it, and every held-out que
 scored by execution for the student, the student with the adapter, and the teacher greedy
 and amplified. Then, in the same run:
 
-- `humaneval`: the adapter's HumanEval pass@1 against the student's, so that damage to
-  general coding shows (skip with --no-humaneval);
+- `humaneval`: HumanEval pass@1 of the student with and without the adapter, paired by
+  problem (McNemar's p, 95% interval), so that damage to general coding shows (skip with
+  --no-humaneval);
 - `prompt_cache`: prompt tokens evaluated per question (the schema prefix is read once per
   run, not once per question or sample);
 - `k_samples`: the K-sample teacher (one prompt, K sequences sharing its KV cache) against K
@@ -15,7 +16,9 @@ and amplified. Then, in the same run:
 - `k_batching`: the teacher's K samples of --batching-questions questions, all in one batch
   (what the library does: a finished sequence's slot takes the next sample at once) against
   one batch per question (each waiting for its slowest sample), median of --runs after a
-  warm-up, and their ratio.
+  warm-up, and their ratio;
+- `flash_attn`: the same one batch with llama.cpp's flash attention off (the default) and on,
+  median of --runs after a warm-up, their ratio, and how many samples came out the same.
 
 Prints one JSON object and writes DIR/report.png.
 
@@ -81,14 +84,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="score only the student and the adapter on the held-out questions",
     )
     p.add_argument("--no-humaneval", action="store_true")
-    p.add_argument("--humaneval-student", type=float, default=56.10, help="the student's stored pass@1 (README)")
-    p.add_argument("--runs", type=int, default=3, help="trials of the k_samples and k_batching timings")
-    p.add_argument("--batching-questions", type=int, default=8, help="questions of the k_batching timing")
-    p.add_argument("--only", choices=["k_samples", "k_batching", "prompt_cache"], help="run just this measurement")
+    p.add_argument("--runs", type=int, default=3, help="trials of the k_samples, k_batching and flash_attn timings")
+    p.add_argument(
+        "--batching-questions", type=int, default=8, help="questions of the k_batching and flash_attn timings"
+    )
+    p.add_argument(
+        "--only", choices=["k_samples", "k_batching", "flash_attn", "prompt_cache"], help="run just this measurement"
+    )
     p.add_argument(
         "--no-timings",
         action="store_true",
-        help="leave out the prompt_cache, k_samples and k_batching measurements "
+        help="leave out the prompt_cache, k_samples, k_batching and flash_attn measurements "
         "(they depend on the engine, not on the run's data or training settings)",
     )
     p.add_argument("--config", type=Path)
@@ -133,19 +139,32 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def humaneval(args: argparse.Namespace, adapter: Path) -> dict[str, Any]:
-    """The adapter's HumanEval pass@1 (stored results resume), against the student's."""
-    from llamarch.evals.humaneval import EvalSettings, evaluate, identify, load_problems, summary
+    """HumanEval pass@1 of the student with and without the adapter, paired by problem.
+
+    Both run here (stored results resume), so the change comes with McNemar's p and its
+    interval, as every other before/after figure of this benchmark.
+    """
+    from llamarch.evals.humaneval import EvalSettings, evaluate, identify, load_problems
+    from llamarch.evals.stats import compare_paired
     from llamarch.llm import LLM
     from llamarch.store import Store
 
-    identity = identify(args.student, None, str(adapter))
-    with Store(args.out / "humaneval.db") as store, LLM(args.student, lora_path=str(adapter)) as llm:
-        run = evaluate(llm, load_problems(), identity=identity, settings=EvalSettings(), store=store)
-    s = summary(run)
+    problems = load_problems()
+    passed: dict[str, dict[str, bool]] = {}
+    with Store(args.out / "humaneval.db") as store:
+        for name, lora in (("student", None), ("adapter", str(adapter))):
+            with LLM(args.student, lora_path=lora) as llm:
+                run = evaluate(
+                    llm, problems, identity=identify(args.student, None, lora), settings=EvalSettings(), store=store
+                )
+            passed[name] = {r.task_id: r.passed for r in run.results}
+    ids = [p.task_id for p in problems]
+    change = compare_paired([passed["student"][t] for t in ids], [passed["adapter"][t] for t in ids])
     return {
-        "adapter_pass@1": round(100 * s["pass@1"], 2),
-        "student_pass@1": args.humaneval_student,
-        "delta_points": round(100 * s["pass@1"] - args.humaneval_student, 2),
+        "adapter_pass@1": change["after"],
+        "student_pass@1": change["before"],
+        "delta_points": change["delta_points"],
+        "change": change,
     }
 
 
@@ -227,22 +246,28 @@ def k_samples(args: argparse.Namespace, n: int = 2) -> dict[str, Any]:
     }
 
 
+def _teacher_samples(args: argparse.Namespace, n: int) -> tuple[Any, list[Any]]:
+    """The teacher's K-sample settings (the distiller's context) and the prompts of n questions."""
+    from llamarch.evals.checkers import SQLChecker
+    from llamarch.evals.sql import SQLSettings, schema_text
+    from llamarch.sql.prompt import sql_messages
+
+    settings = SQLSettings(
+        schema="ddl", sample_rows=3, distinct=True, samples=args.samples, temperature=args.sample_temperature
+    )
+    schema = schema_text(SQLChecker(args.db), settings)
+    return settings, [sql_messages(q.question, schema) for q in _questions(args, n)]
+
+
 def k_batching(args: argparse.Namespace) -> dict[str, Any]:
     """Every question's K samples in one batch against one batch per question, as `eval sql -k K` asks them."""
     import tempfile
 
-    from llamarch.evals.checkers import SQLChecker
-    from llamarch.evals.sql import SQLSettings, generate_replies, schema_text
+    from llamarch.evals.sql import generate_replies
     from llamarch.llm import LLM
-    from llamarch.sql.prompt import sql_messages
     from llamarch.store import Store
 
-    checker = SQLChecker(args.db)
-    settings = SQLSettings(
-        schema="ddl", sample_rows=3, distinct=True, samples=args.samples, temperature=args.sample_temperature
-    )
-    schema = schema_text(checker, settings)
-    warm, *rest = [sql_messages(q.question, schema) for q in _questions(args, args.batching_questions + 1)]
+    settings, (warm, *rest) = _teacher_samples(args, args.batching_questions + 1)
     seconds: dict[str, list[float]] = {"one_batch": [], "per_question": []}
     tokens: dict[str, list[int]] = {"one_batch": [], "per_question": []}
     with LLM(args.teacher, n_ctx=8192) as llm, tempfile.TemporaryDirectory() as tmp:
@@ -263,18 +288,69 @@ def k_batching(args: argparse.Namespace) -> dict[str, Any]:
                 t, n = timed(ways[name], f"{name}-{trial}")
                 seconds[name].append(t)
                 tokens[name].append(n)
-    one, per = statistics.median(seconds["one_batch"]), statistics.median(seconds["per_question"])
+    return {"questions": len(rest), "k": args.samples, "runs": args.runs} | _timed_pair(
+        seconds, tokens, baseline="per_question", candidate="one_batch"
+    )
+
+
+def flash_attention(args: argparse.Namespace) -> dict[str, Any]:
+    """The teacher's K samples in one batch with llama.cpp's flash attention off and on."""
+    import tempfile
+
+    from llamarch.evals.sql import generate_replies
+    from llamarch.llm import LLM
+    from llamarch.store import Store
+
+    settings, (warm, *rest) = _teacher_samples(args, args.batching_questions + 1)
+    seconds: dict[str, list[float]] = {"off": [], "on": []}
+    tokens: dict[str, list[int]] = {"off": [], "on": []}
+    texts: dict[str, list[str]] = {}
+    with (
+        LLM(args.teacher, n_ctx=8192) as off,
+        LLM(args.teacher, n_ctx=8192, flash_attn=True) as on,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        llms = {"off": off, "on": on}
+
+        def timed(name: str, messages: list[Any], run: str) -> tuple[float, int, list[str]]:
+            store = Store(Path(tmp) / f"{name}-{run}.db")  # a new store: no reply is stored yet
+            forget(llms[name])
+            t0 = time.perf_counter()
+            replies, _ = generate_replies(llms[name], messages, settings, store=store, model_key=args.teacher)
+            seconds = time.perf_counter() - t0
+            return seconds, sum(r["completion_tokens"] for r in replies), [t for r in replies for t in r["replies"]]
+
+        for name in llms:
+            timed(name, [warm], "warm-up")
+        for trial in range(args.runs):
+            for name in sorted(llms, reverse=bool(trial % 2)):  # alternate which goes first
+                t, n, texts[name] = timed(name, rest, str(trial))
+                seconds[name].append(t)
+                tokens[name].append(n)
+    return (
+        {"questions": len(rest), "k": args.samples, "runs": args.runs}
+        | _timed_pair(seconds, tokens, baseline="off", candidate="on")
+        | {
+            "same_samples": sum(a == b for a, b in zip(texts["off"], texts["on"])),
+            "samples_compared": len(texts["off"]),
+        }
+    )
+
+
+def _timed_pair(
+    seconds: dict[str, list[float]], tokens: dict[str, list[int]], *, baseline: str, candidate: str
+) -> dict[str, Any]:
+    """Median seconds and tok/s of two ways over the same runs, and the candidate's speed-up."""
+    median = {name: statistics.median(ts) for name, ts in seconds.items()}
     return {
-        "questions": len(rest),
-        "k": args.samples,
-        "runs": args.runs,
-        "one_batch_s": round(one, 1),
-        "per_question_s": round(per, 1),
-        "one_batch_tok_per_s": round(statistics.median(tokens["one_batch"]) / one, 2),
-        "per_question_tok_per_s": round(statistics.median(tokens["per_question"]) / per, 2),
+        **{f"{name}_s": round(median[name], 1) for name in (candidate, baseline)},
+        **{
+            f"{name}_tok_per_s": round(statistics.median(tokens[name]) / median[name], 2)
+            for name in (candidate, baseline)
+        },
         "completion_tokens": tokens,
         "seconds": {name: [round(t, 1) for t in ts] for name, ts in seconds.items()},
-        "speedup": round(per / one, 2),
+        "speedup": round(median[baseline] / median[candidate], 2),
     }
 
 
@@ -302,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         result["k_samples"] = k_samples(args)
     if timings and args.only in (None, "k_batching"):
         result["k_batching"] = k_batching(args)
+    if timings and args.only in (None, "flash_attn"):
+        result["flash_attn"] = flash_attention(args)
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
     print()

@@ -74,6 +74,18 @@ def test_smollm_chat_template_gives_a_sane_answer(smollm):
     assert "Tokyo" in text
 
 
+def test_flash_attention_serves_single_and_batched_replies(smollm_path):
+    # The batch engine copies the single context's attention kernels, so both paths run the
+    # flash kernels here and still answer (margins over 2.5 logits: see the test above).
+    ask = dict(system="You are a helpful assistant.", temperature=0, max_tokens=30)
+    with LLM(smollm_path, flash_attn=True) as llm:
+        assert llm.backend._llm.context_params.flash_attn_type == 1  # LLAMA_FLASH_ATTN_TYPE_ENABLED
+        assert "Tokyo" in llm.generate("What is the capital of Japan?", **ask)
+        messages = [llm.messages_for("What is the capital of Japan?", ask["system"])] * 2
+        replies = llm.generate_batch(messages, temperature=0, max_tokens=30)
+    assert all("Tokyo" in r.text for r in replies)
+
+
 def test_system_prompt_reaches_the_template(smollm):
     backend = smollm.backend
     rendered = backend.render_chat(smollm.messages_for("hi", system="You are a pirate."))

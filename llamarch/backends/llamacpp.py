@@ -134,6 +134,7 @@ class LlamaCppBackend:
         draft_model: Any = None,
         prompt_lookup: bool = False,
         n_draft: int | None = None,
+        flash_attn: bool = False,
     ):
         llama_cpp = import_llama_cpp()
         self.model_path = Path(model_path)
@@ -170,6 +171,7 @@ class LlamaCppBackend:
                 n_gpu_layers=n_gpu_layers,
                 lora_path=str(lora_path) if lora_path else None,
                 seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+                flash_attn=flash_attn,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError) as e:
