@@ -288,6 +288,7 @@ def k_batching(args: argparse.Namespace) -> dict[str, Any]:
                 t, n = timed(ways[name], f"{name}-{trial}")
                 seconds[name].append(t)
                 tokens[name].append(n)
+                _log_trial("k_batching", name, trial, t, n)
     return {"questions": len(rest), "k": args.samples, "runs": args.runs} | _timed_pair(
         seconds, tokens, baseline="per_question", candidate="one_batch"
     )
@@ -327,6 +328,7 @@ def flash_attention(args: argparse.Namespace) -> dict[str, Any]:
                 t, n, texts[name] = timed(name, rest, str(trial))
                 seconds[name].append(t)
                 tokens[name].append(n)
+                _log_trial("flash_attn", name, trial, t, n)
     return (
         {"questions": len(rest), "k": args.samples, "runs": args.runs}
         | _timed_pair(seconds, tokens, baseline="off", candidate="on")
@@ -335,6 +337,11 @@ def flash_attention(args: argparse.Namespace) -> dict[str, Any]:
             "samples_compared": len(texts["off"]),
         }
     )
+
+
+def _log_trial(measurement: str, way: str, trial: int, seconds: float, tokens: int) -> None:
+    """One timed trial on stderr as it ends, so that a run stopped early still shows what it measured."""
+    print(f"{measurement}: {way} trial {trial + 1}: {seconds:.1f} s, {tokens} tokens", file=sys.stderr, flush=True)
 
 
 def _timed_pair(
