@@ -318,8 +318,8 @@ def flash_attention(args: argparse.Namespace) -> dict[str, Any]:
             forget(llms[name])
             t0 = time.perf_counter()
             replies, _ = generate_replies(llms[name], messages, settings, store=store, model_key=args.teacher)
-            seconds = time.perf_counter() - t0
-            return seconds, sum(r["completion_tokens"] for r in replies), [t for r in replies for t in r["replies"]]
+            elapsed = time.perf_counter() - t0
+            return elapsed, sum(r["completion_tokens"] for r in replies), [t for r in replies for t in r["replies"]]
 
         for name in llms:
             timed(name, [warm], "warm-up")
