@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -50,8 +51,12 @@ def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 
 @contextlib.contextmanager
-def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]:
-    """A progress bar counting finished items; yields advance(n=1, **fields) for extra text."""
+def item_progress(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """A progress bar counting finished items; yields advance(n=1, **fields) for extra text.
+
+    total None: not known yet (an advance with total= sets it). Where stderr is not a terminal
+    (a log file, CI, nohup) the bar becomes a few plain lines (ProgressLines).
+    """
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -63,6 +68,11 @@ def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]
     )
 
     console = Console(stderr=True)
+    if not console.is_terminal:
+        lines = ProgressLines(description, total)
+        yield lines.advance
+        lines.close()
+        return
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -71,7 +81,7 @@ def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     ]
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+    with Progress(*columns, console=console) as bar:
         task = bar.add_task(description, total=total, info="")
 
         def advance(n: int = 1, info: str | None = None, **reset: int) -> None:
@@ -79,6 +89,69 @@ def item_progress(description: str, total: int) -> Iterator[Callable[..., None]]
             bar.update(task, advance=n, **({"info": info} if info is not None else {}), **reset)
 
         yield advance
+
+
+class ProgressLines:
+    """Progress as lines, for a stderr that is not a terminal: one when the work starts, one at
+    each tenth done and one at the end, each with the time spent and an estimate of what is left."""
+
+    def __init__(
+        self,
+        description: str,
+        total: int | None,
+        clock: Callable[[], float] = time.monotonic,
+        write: Callable[[str], None] | None = None,
+    ) -> None:
+        self.description, self.total, self.done, self.info = description, total, 0, ""
+        self.clock, self.write = clock, write or echo_err
+        self.started = clock()
+        self.tenth = self.base = 0
+        self.shown: int | None = None
+        if total is None:
+            self.write(f"{description}: started")
+        elif total > 0:
+            self._show()
+
+    def advance(self, n: int = 1, info: str | None = None, **reset: int) -> None:
+        """The same calls as the bar's: n more done; `total=`/`completed=` re-set the count."""
+        first_total = "total" in reset and self.total is None
+        self.total = reset.get("total", self.total)
+        if "completed" in reset:  # resumed: the pace counts only what is done from here
+            self.done = self.base = reset["completed"]
+        elif self.done == self.base and self.clock() - self.started < 1.0:
+            self.base += n  # found stored at once (a resumed run), not done at this pace
+        self.done += n
+        self.info = info if info is not None else self.info
+        if not self.total:
+            return
+        tenth = min(10, 10 * self.done // self.total)
+        if first_total or tenth > self.tenth:
+            self.tenth = tenth
+            self._show()
+
+    def close(self) -> None:
+        """The last line, unless the last one shown already said it."""
+        if self.total and self.shown != self.done:
+            self._show()
+
+    def _show(self) -> None:
+        assert self.total
+        spent = self.clock() - self.started
+        line = f"{self.description}: {self.done}/{self.total} ({100 * self.done // self.total}%), {_duration(spent)}"
+        if self.base < self.done < self.total:
+            line += f", about {_duration(spent / (self.done - self.base) * (self.total - self.done))} left"
+        self.write(line + (f"  {self.info}" if self.info else ""))
+        self.shown = self.done
+
+
+def _duration(seconds: float) -> str:
+    """3s, 4m05s, 1h02m."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 BACKEND_CHOICE = click.Choice(list(BACKENDS))
@@ -116,7 +189,7 @@ def _engine_option_list(remote_key: bool) -> list[Callable[..., Any]]:
 @contextlib.contextmanager
 def training_progress(description: str = "training") -> Iterator[Callable[[dict[str, Any]], None]]:
     """A bar for a LoRA run; yields the callback for llamarch.finetune's progress events."""
-    with item_progress(description, total=1) as advance:
+    with item_progress(description, total=None) as advance:
         state: dict[str, Any] = {"loss": None, "val": None, "tps": 0.0}
 
         def on_event(event: dict[str, Any]) -> None:
