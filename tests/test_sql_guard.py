@@ -300,3 +300,40 @@ def test_a_path_with_odd_characters(tmp_path: Path) -> None:
     assert_usable(conn)
     conn.close()
     assert no_side_files(db)
+
+
+# --- virtual tables: FTS5 and R*Tree, built into SQLite, and one whose module is missing ----------
+
+
+def make_search_db(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE note (id INTEGER PRIMARY KEY, title TEXT)")
+    conn.execute("CREATE VIRTUAL TABLE note_text USING fts5(title, body)")
+    conn.execute("CREATE VIRTUAL TABLE place USING rtree(id, min_x, max_x, min_y, max_y)")
+    for i in range(30):
+        conn.execute("INSERT INTO note VALUES (?, ?)", (i, f"note {i}"))
+        conn.execute("INSERT INTO note_text VALUES (?, ?)", (f"note {i}", "apples" if i % 3 else "pears"))
+        conn.execute("INSERT INTO place VALUES (?, ?, ?, ?, ?)", (i, i, i + 1, 0, 1))
+    conn.commit()
+    conn.execute("PRAGMA writable_schema = ON")  # a table of a module this SQLite lacks (an extension's)
+    missing = "CREATE VIRTUAL TABLE spatial USING geo_x(a)"
+    conn.execute("INSERT INTO sqlite_master VALUES ('table', 'spatial', 'spatial', 0, ?)", (missing,))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_virtual_tables_are_read_but_not_written(tmp_path: Path) -> None:
+    db = make_search_db(tmp_path / "search.sqlite")
+    before = sha256(db)
+    conn = open_readonly(db)
+    assert run_query(conn, "SELECT count(*) FROM note_text WHERE note_text MATCH 'pears'").rows == ((10,),)
+    assert run_query(conn, "SELECT count(*) FROM place WHERE min_x >= 10 AND max_x <= 20").rows == ((10,),)
+    for sql in ("INSERT INTO note_text VALUES ('a', 'b')", "DELETE FROM place", "DROP TABLE note_text"):
+        with pytest.raises(QueryFailed, match="read-only"):
+            run_query(conn, sql)
+    with pytest.raises(QueryFailed):
+        run_query(conn, "SELECT * FROM spatial")  # its module is missing: a failed check, not a crash
+    assert run_query(conn, "SELECT count(*) FROM note").rows == ((30,),)
+    conn.close()
+    assert sha256(db) == before and no_side_files(db)

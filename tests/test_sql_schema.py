@@ -174,3 +174,15 @@ def test_describe_styles(conn) -> None:
     assert describe(conn, style="none", notes="n") == "Notes:\nn"
     with pytest.raises(LlamarchError, match="unknown schema style 'json'"):
         describe(conn, style="json")
+
+
+def test_virtual_tables_without_their_shadow_tables(tmp_path: Path) -> None:
+    from test_sql_guard import make_search_db
+
+    conn = open_readonly(make_search_db(tmp_path / "search.sqlite"))
+    names = [t.name for t in read_tables(conn)]
+    assert names == ["note", "note_text", "place"]  # no note_text_data, place_node, ...; no spatial (no module)
+    text = describe(conn, style="compact", sample_rows=2)
+    assert "note_text(title, body)" in text and "note_text_" not in text and "place_" not in text
+    assert "could not be read" not in text and "pears" in text
+    assert "note_text_" not in ddl(conn) and "CREATE VIRTUAL TABLE note_text" in ddl(conn)

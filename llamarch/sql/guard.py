@@ -22,7 +22,9 @@ DEFAULT_MAX_ROWS = 10_000
 BUSY_TIMEOUT_S = 1.0
 MAX_VALUE_BYTES = 64 * 1024 * 1024  # the longest string or blob one query may build
 PROGRESS_STEPS = 1000
-READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "index_info", "foreign_key_list"})
+# Pragmas that only read: the first five take a table or index name, never a setting; data_version
+# (a counter that cannot be set) is what FTS5 asks before each read of its index.
+READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "index_info", "foreign_key_list", "data_version"})
 _ALLOWED = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
 _ACTIONS = {
     1: "CREATE INDEX",
@@ -137,6 +139,7 @@ def open_readonly(path: str | os.PathLike) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA query_only = ON")
         _set_limits(conn)
+        _connect_virtual_tables(conn)
         conn.authorizer = _Authorizer()
         conn.set_authorizer(conn.authorizer)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
@@ -144,6 +147,24 @@ def open_readonly(path: str | os.PathLike) -> sqlite3.Connection:
         conn.close()
         raise DatabaseError(_open_error(p, e)) from None
     return conn
+
+
+def _connect_virtual_tables(conn: sqlite3.Connection) -> None:
+    """Construct each virtual table (FTS, R*Tree) once, before the authorizer is on.
+
+    SQLite builds a virtual table the first time a statement names it, and that step
+    declares its columns as a schema write, which the authorizer refuses: a SELECT from
+    an FTS table would fail with "vtable constructor failed". Built here, on a connection
+    already read-only and query_only, the table is reused by every later statement. Only
+    SQLite's built-in modules can be named (no extension can load), and one whose module
+    is missing is left alone: a query that names it fails as a check.
+    """
+    names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")
+    for (name,) in names.fetchall():
+        try:
+            conn.execute(f'SELECT * FROM "{name.replace(chr(34), chr(34) * 2)}" LIMIT 0').fetchall()
+        except sqlite3.Error:
+            pass
 
 
 def _wal_without_side_files(path: Path) -> bool:

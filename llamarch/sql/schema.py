@@ -11,6 +11,9 @@ from .guard import DatabaseError, QueryFailed, introspect, run_query
 
 SCHEMA_STYLES = ("compact", "create", "ddl", "none")  # shortest first; none: no schema at all
 _USER_OBJECTS = "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+# The tables FTS3/4/5 and R*Tree keep their index in, named after the virtual table: `docs_data`
+_SHADOW_SUFFIXES = ("content", "segments", "segdir", "docsize", "stat", "data", "idx", "config")
+_SHADOW_SUFFIXES += ("node", "rowid", "parent")
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYWORDS = frozenset(
     {
@@ -70,16 +73,31 @@ def _read(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]
         raise DatabaseError(f"cannot read the schema of {where}: {e.reason}: check the file") from None
 
 
+def _schema_objects(conn: sqlite3.Connection, types: str) -> list[tuple[str, str, str | None]]:
+    """(name, type, sql) of the user's tables or views in sqlite_master order: no sqlite_* ones,
+    and no shadow tables, where a virtual table (FTS, R*Tree) keeps its index."""
+    rows = _read(
+        conn, f"SELECT name, type, sql FROM sqlite_master WHERE type IN ({types}) AND {_USER_OBJECTS} ORDER BY rowid"
+    )
+    virtual = [n.lower() + "_" for n, _, sql in rows if _is_virtual(sql)]
+    return [r for r in rows if not any(r[0].lower() == v + s for v in virtual for s in _SHADOW_SUFFIXES)]
+
+
+def _is_virtual(sql: str | None) -> bool:
+    return (sql or "").lstrip().upper().startswith("CREATE VIRTUAL TABLE")
+
+
 def read_tables(conn: sqlite3.Connection) -> list[Table]:
-    """The user tables (no sqlite_* ones), in sqlite_master order, with columns, keys and row counts."""
-    names = [
-        r[0]
-        for r in _read(conn, f"SELECT name FROM sqlite_master WHERE type = 'table' AND {_USER_OBJECTS} ORDER BY rowid")
-    ]
+    """The user tables (no sqlite_* or shadow ones), in sqlite_master order, with columns, keys and row counts."""
     tables = []
-    for name in names:
+    for name, _, sql in _schema_objects(conn, "'table'"):
         q = quote_name(name)
-        info = _read(conn, f"PRAGMA table_info({q})")  # cid, name, type, notnull, dflt, pk
+        try:
+            info = _read(conn, f"PRAGMA table_info({q})")  # cid, name, type, notnull, dflt, pk
+        except DatabaseError:
+            if _is_virtual(sql):
+                continue  # its module is not in this SQLite: no query can read it either
+            raise
         columns = [Column(r[1], r[2] or "", bool(r[5]), bool(r[3])) for r in info]
         order = {c.name: i for i, c in enumerate(columns)}
         fks = sorted(
@@ -105,12 +123,8 @@ def _primary_key(table: Table | None) -> str:
 
 def ddl(conn: sqlite3.Connection) -> str:
     """The CREATE TABLE and CREATE VIEW statements, as stored, separated by blank lines."""
-    rows = _read(
-        conn,
-        "SELECT sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL "
-        f"AND {_USER_OBJECTS} ORDER BY rowid",
-    )
-    return "\n\n".join("\n".join(line.rstrip() for line in r[0].strip().splitlines()) for r in rows)
+    rows = [sql for _, _, sql in _schema_objects(conn, "'table', 'view'") if sql]
+    return "\n\n".join("\n".join(line.rstrip() for line in sql.strip().splitlines()) for sql in rows)
 
 
 def compact_schema(tables: list[Table], foreign_keys: bool = True) -> str:
