@@ -215,3 +215,29 @@ def test_rows_chosen_by_their_related_rows_answer_what_they_say(tmp_path: Path) 
         elif q.kind == "some":
             assert rows and rows <= {names[i] for i in names if count[i]}, q.sql
     conn.close()
+
+
+def test_a_resumed_run_reuses_its_built_queries_until_the_database_changes(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from llamarch.patterns.student_teacher import verified
+    from llamarch.sql import sampled_queries
+    from llamarch.store import Store
+
+    calls: list[int] = []
+    real = sampled_queries.sample_queries
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampled_queries, "sample_queries", counted)
+    distiller = verified.VerifiedDistiller(verified.VerifiedConfig(out=tmp_path / "run", db=shop, from_queries=6))
+    with Store(tmp_path / "run" / "store.db") as distiller.store:
+        first = distiller.built_queries([])
+        assert len(first) == 6 and "building queries from the data" in distiller.timings
+        assert distiller.built_queries([]) == first and len(calls) == 1  # stored: not built again
+        os.utime(shop, ns=(1, 1))  # the file changed: built again, from the same seed
+        assert distiller.built_queries([]) == first and len(calls) == 2

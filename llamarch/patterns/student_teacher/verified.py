@@ -257,13 +257,8 @@ class VerifiedDistiller:
         with the teacher's context). A reply that is not a plain question drops its query."""
         from ...sql.prompt import parse_question, question_messages, question_mismatch
         from ...sql.questions import Question
-        from ...sql.sampled_queries import sample_queries
-        from ...sql.schema import read_tables
 
-        conn = self.checker.conn
-        seed = self.cfg.seed if self.cfg.query_seed is None else self.cfg.query_seed
-        exclude = self.held_signatures(held)
-        queries = sample_queries(conn, read_tables(conn), self.cfg.from_queries, seed, exclude=exclude)
+        queries = self.built_queries(held)
         if len(queries) < self.cfg.from_queries:
             self.ui.warn(
                 f"built {len(queries)} of the {self.cfg.from_queries} queries asked for from {self.cfg.db} "
@@ -310,6 +305,25 @@ class VerifiedDistiller:
         ]
         write_jsonl(self.out / "query-questions.jsonl", ({"question": q.question, "sql": q.sql} for q in found))
         return found
+
+    def built_queries(self, held: Sequence[Any]) -> list[Any]:
+        """`sql.sampled_queries` over the database, stored: on a big database the build takes
+        minutes, and a resumed run reuses it while the file and the settings are the same."""
+        from ...sql.sampled_queries import SampledQuery, sample_queries
+        from ...sql.schema import read_tables
+
+        conn = self.checker.conn
+        seed = self.cfg.seed if self.cfg.query_seed is None else self.cfg.query_seed
+        exclude = self.held_signatures(held)
+        stat = Path(self.cfg.db).stat()
+        key = result_key("built-queries", self.cfg.from_queries, seed, sorted(exclude), stat.st_size, stat.st_mtime_ns)
+        stored = self.store.get_result("built-queries", key)
+        if stored is not None:
+            return [SampledQuery(**q) for q in stored]
+        with self._phase("building queries from the data", self.cfg.from_queries) as advance:
+            queries = sample_queries(conn, read_tables(conn), self.cfg.from_queries, seed, exclude, on_kept=advance)
+        self.store.put_result("built-queries", key, [vars(q) for q in queries])
+        return queries
 
     def held_signatures(self, held: Sequence[Any]) -> set[str]:
         from ...sql.match import result_signature
