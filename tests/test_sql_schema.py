@@ -186,3 +186,20 @@ def test_virtual_tables_without_their_shadow_tables(tmp_path: Path) -> None:
     assert "note_text(title, body)" in text and "note_text_" not in text and "place_" not in text
     assert "could not be read" not in text and "pears" in text
     assert "note_text_" not in ddl(conn) and "CREATE VIRTUAL TABLE note_text" in ddl(conn)
+
+
+def test_generated_columns_are_in_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "generated.sqlite"
+    w = sqlite3.connect(path)
+    w.executescript("""
+        CREATE TABLE Line (LineId INTEGER PRIMARY KEY, Price REAL, Qty INTEGER,
+                           Total REAL GENERATED ALWAYS AS (Price * Qty) VIRTUAL,
+                           Code TEXT AS (upper(Name)) STORED, Name TEXT);
+        INSERT INTO Line (LineId, Price, Qty, Name) VALUES (1, 2.5, 4, 'pen');
+    """)
+    w.commit()
+    w.close()
+    conn = open_readonly(path)
+    (line,) = read_tables(conn)
+    assert [c.name for c in line.columns] == ["LineId", "Price", "Qty", "Total", "Code", "Name"]
+    assert compact_schema([line]).startswith("Line(LineId, Price, Qty, Total, Code, Name)")

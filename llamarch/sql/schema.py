@@ -93,7 +93,8 @@ def read_tables(conn: sqlite3.Connection) -> list[Table]:
     for name, _, sql in _schema_objects(conn, "'table'"):
         q = quote_name(name)
         try:
-            info = _read(conn, f"PRAGMA table_info({q})")  # cid, name, type, notnull, dflt, pk
+            # cid, name, type, notnull, dflt, pk, hidden: table_info leaves out generated columns
+            info = [r for r in _read(conn, f"PRAGMA table_xinfo({q})") if r[6] != 1]  # 1: a virtual table's hidden
         except DatabaseError:
             if _is_virtual(sql):
                 continue  # its module is not in this SQLite: no query can read it either
