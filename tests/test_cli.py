@@ -32,7 +32,7 @@ def test_help_is_instant_and_imports_no_engine():
 def test_generate_json_has_text_and_stats(smollm_path):
     r = run("generate", "-m", "smollm2-135m", "--temperature", "0", "--max-tokens", "12", "--json", "Say hello")
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["text"] and data["model"] == "smollm2-135m"
     for key in ("prompt_tokens", "completion_tokens", "prompt_tps", "decode_tps", "ttft_s"):
         assert data[key] > 0
@@ -59,7 +59,7 @@ def test_generate_streams_text_and_honours_stop(smollm_path):
 def test_model_falls_back_to_env_var(smollm_path, monkeypatch):
     monkeypatch.setenv("LLAMARCH_MODEL", "smollm2-135m")
     r = run("generate", "--max-tokens", "4", "--json", "Hi")
-    assert r.exit_code == 0 and json.loads(r.output)["model"] == "smollm2-135m"
+    assert r.exit_code == 0 and json.loads(r.stdout)["model"] == "smollm2-135m"
 
 
 def bad(*args: str) -> str:
@@ -117,7 +117,7 @@ def test_unknown_id_in_models_commands():
 
 
 def test_models_list_json_shows_installed(smollm_path):
-    rows = json.loads(run("models", "list", "--json").output)
+    rows = json.loads(run("models", "list", "--json").stdout)
     by_id = {r["id"]: r for r in rows}
     assert {"smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "gemma3-270m"} <= set(by_id)
     assert by_id["smollm2-135m"]["installed"] and by_id["smollm2-135m"]["path"] == str(smollm_path)
@@ -126,7 +126,7 @@ def test_models_list_json_shows_installed(smollm_path):
 
 def test_models_path_and_info(smollm_path):
     assert run("models", "path", "smollm2-135m").output.strip() == str(smollm_path)
-    info = json.loads(run("models", "info", "smollm2-135m", "--json").output)
+    info = json.loads(run("models", "info", "smollm2-135m", "--json").stdout)
     assert info["sha256"] == get_entry("smollm2-135m").sha256 and info["installed"]
 
 

@@ -155,7 +155,7 @@ def test_judge_cli_prints_one_verdict(qwen05_path):
         ["judge", "-t", "qwen2.5-coder-0.5b", "--n-ctx", "2048", q, "def is_even(n):\n    return n % 2 == 0", "--json"],
     )
     assert result.exit_code == 0, result.output
-    verdict = json.loads(result.output)
+    verdict = json.loads(result.stdout)
     assert verdict["valid"] and 1 <= verdict["score"] <= 10 and verdict["critique"] and verdict["improved_answer"]
 
 
@@ -191,7 +191,7 @@ def test_judge_cli_student_run_prints_one_line_per_prompt(tmp_path, smollm_path)
         ],
     )
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["prompt"] for r in rows] == ["Reverse a string in Python.", "Sum a list in Python."]
     assert all(r["answer"] and r["verdict"]["raw"] and r["student_s"] > 0 for r in rows)
 
@@ -211,7 +211,7 @@ def test_judge_and_distill_with_a_teacher_on_an_openai_server(served_teacher, tm
     result = CliRunner().invoke(
         cli, ["judge", "-t", teacher, "--max-tokens", "96", "Add 2 and 2 in Python.", "2 + 2", "--json"]
     )
-    verdict = json.loads(result.output.splitlines()[-1])
+    verdict = json.loads(result.stdout.splitlines()[-1])
     assert verdict["raw"] and verdict["valid"] == (verdict["score"] is not None)
 
     prompts = tmp_path / "p.jsonl"

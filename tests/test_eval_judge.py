@@ -92,7 +92,7 @@ def test_cli_eval_judge_stores_and_reuses(smollm_path: Path, tmp_path: Path) -> 
     ]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    report = json.loads(first.output)
+    report = json.loads(first.stdout)
     assert report["student"]["problems"] == 2 and report["student"]["model"] == "smollm2-135m"
     assert report["answers"] == 2 and report["judged"] + report["invalid"] == 2
     assert set(report["agreement"]) == {
@@ -114,7 +114,7 @@ def test_cli_eval_judge_stores_and_reuses(smollm_path: Path, tmp_path: Path) -> 
 
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
-    rerun = json.loads(again.output)
+    rerun = json.loads(again.stdout)
     assert rerun["verdicts_computed"] == 0 and rerun["verdicts_resumed"] == 2
     assert rerun["student"]["resumed"] == 2
     assert {k: rerun[k] for k in ("agreement", "scores", "invalid")} == {

@@ -247,7 +247,7 @@ def test_cli_train_with_a_teacher(pair, tmp_path):
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.strip().splitlines()[-1])["steps"] == 2
+    assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 2
     assert (tmp_path / "adapter" / "checkpoint" / CACHE_FILE).is_file()
     config = json.loads((tmp_path / "adapter" / "llamarch_adapter.json").read_text())["config"]
     assert (config["teacher"], config["distill_weight"], config["distill_top_k"]) == (str(teacher), 0.7, 3)

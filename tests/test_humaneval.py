@@ -129,14 +129,14 @@ def test_cli_humaneval_json_and_out(smollm_path: Path, tmp_path: Path) -> None:
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["problems"] == 2 and report["model"] == "smollm2-135m" and report["offset"] == 5
     saved = json.loads(out.read_text())
     assert saved["summary"]["pass@1"] == report["pass@1"]
     assert [r["task_id"] for r in saved["results"]] == ["HumanEval/5", "HumanEval/6"]
     # Run again: everything is resumed from the store.
     again = CliRunner().invoke(cli, args)
-    assert json.loads(again.output)["resumed"] == 2
+    assert json.loads(again.stdout)["resumed"] == 2
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:

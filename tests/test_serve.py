@@ -202,7 +202,7 @@ def test_generate_through_the_server(server, monkeypatch: pytest.MonkeyPatch):
     assert refused.output.count("\n") == 1
     ok = runner.invoke(cli, [*args[:-1], "--api-key", KEY, "Hi"])
     assert ok.exit_code == 0, ok.output
-    reply = json.loads(ok.output)
+    reply = json.loads(ok.stdout)
     assert reply["backend"] == "openai" and reply["model"] == "smollm2-135m" and reply["completion_tokens"] > 0
     assert KEY not in ok.output
     monkeypatch.setenv("LLAMARCH_OPENAI_API_KEY", KEY)
@@ -210,7 +210,7 @@ def test_generate_through_the_server(server, monkeypatch: pytest.MonkeyPatch):
     by_env = runner.invoke(
         cli, ["generate", "--backend", "openai", "-m", "smollm2-135m", "--json", "--max-tokens", "3", "Hi"]
     )
-    assert by_env.exit_code == 0 and json.loads(by_env.output)["backend"] == "openai", by_env.output
+    assert by_env.exit_code == 0 and json.loads(by_env.stdout)["backend"] == "openai", by_env.output
 
 
 def test_a_catalog_entry_can_name_a_served_model(server, isolated_home: Path, monkeypatch: pytest.MonkeyPatch):
@@ -225,7 +225,7 @@ def test_a_catalog_entry_can_name_a_served_model(server, isolated_home: Path, mo
         assert teacher.backend_name == "openai" and teacher.model_id == "smollm2-135m"
         assert teacher.generate("Hi", max_tokens=3, temperature=0)
     listing = CliRunner().invoke(cli, ["models", "list", "--json"])
-    row = next(r for r in json.loads(listing.output) if r["id"] == "remote-teacher")
+    row = next(r for r in json.loads(listing.stdout) if r["id"] == "remote-teacher")
     assert row["location"] == "server" and row["path"] == server.url
     pulled = CliRunner().invoke(cli, ["models", "pull", "remote-teacher"])
     assert pulled.exit_code == 1 and "nothing to pull" in pulled.output
