@@ -162,7 +162,8 @@ def _connect_virtual_tables(conn: sqlite3.Connection) -> None:
     names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")
     for (name,) in names.fetchall():
         try:
-            conn.execute(f'SELECT * FROM "{name.replace(chr(34), chr(34) * 2)}" LIMIT 0').fetchall()
+            quoted = '"' + name.replace('"', '""') + '"'
+            conn.execute(f"SELECT * FROM {quoted} LIMIT 0").fetchall()
         except sqlite3.Error:
             pass
 
