@@ -87,6 +87,15 @@ def _is_virtual(sql: str | None) -> bool:
     return (sql or "").lstrip().upper().startswith("CREATE VIRTUAL TABLE")
 
 
+def _module_missing(conn: sqlite3.Connection, name: str) -> bool:
+    """A virtual table whose module this SQLite lacks: no query can read it."""
+    try:
+        _read(conn, f"PRAGMA table_xinfo({quote_name(name)})")
+    except DatabaseError:
+        return True
+    return False
+
+
 def read_tables(conn: sqlite3.Connection) -> list[Table]:
     """The user tables (no sqlite_* or shadow ones), in sqlite_master order, with columns, keys and row counts."""
     tables = []
@@ -124,7 +133,8 @@ def _primary_key(table: Table | None) -> str:
 
 def ddl(conn: sqlite3.Connection) -> str:
     """The CREATE TABLE and CREATE VIEW statements, as stored, separated by blank lines."""
-    rows = [sql for _, _, sql in _schema_objects(conn, "'table', 'view'") if sql]
+    objects = _schema_objects(conn, "'table', 'view'")
+    rows = [sql for name, _, sql in objects if sql and not (_is_virtual(sql) and _module_missing(conn, name))]
     return "\n\n".join("\n".join(line.rstrip() for line in sql.strip().splitlines()) for sql in rows)
 
 
