@@ -92,6 +92,29 @@ def test_a_tie_at_the_limit_is_refused(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_numbers_that_are_points_in_time_are_not_summed(tmp_path: Path) -> None:
+    path = tmp_path / "orders.sqlite"
+    w = sqlite3.connect(path)
+    w.execute("CREATE TABLE Shop (ShopId INTEGER PRIMARY KEY, Name TEXT)")
+    w.execute(
+        "CREATE TABLE Orders (OrderId INTEGER PRIMARY KEY, ShopId INTEGER REFERENCES Shop, Item TEXT,"
+        " Amount REAL, placed_unix INTEGER, UpdatedAt INTEGER)"
+    )
+    w.executemany("INSERT INTO Shop (Name) VALUES (?)", [("North",), ("South",), ("East",)])
+    w.executemany(
+        "INSERT INTO Orders (ShopId, Item, Amount, placed_unix, UpdatedAt) VALUES (?, ?, ?, ?, ?)",
+        [(i % 3 + 1, f"item {i % 7}", 2.5 * i, 1_700_000_000 + 3600 * i, 1_700_100_000 + i) for i in range(40)],
+    )
+    w.commit()
+    w.close()
+    conn = open_readonly(path)
+    sqls = [q.sql for q in sample_queries(conn, read_tables(conn), 80, seed=0)]
+    measured = [s for s in sqls if re.search(r"\b(sum|avg)\(", s)]
+    assert any("Amount" in s for s in measured)  # a real quantity is summed and averaged
+    assert not [s for s in measured if re.search(r"(sum|avg|max|min)\(Orders\.(placed_unix|UpdatedAt)\)", s)]
+    conn.close()
+
+
 def test_a_database_with_no_rows_gives_no_queries(tmp_path: Path) -> None:
     path = tmp_path / "empty.sqlite"
     sqlite3.connect(path).execute("CREATE TABLE t (a INTEGER, b TEXT)").connection.close()

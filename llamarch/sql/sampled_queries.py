@@ -39,9 +39,15 @@ class SampledQuery:
         return self.base if self.limit is None else f"{self.base} LIMIT {self.limit}"
 
 
+# A number whose name says it is a point in time (`placed_unix`, `created_at`, `UpdatedAt`,
+# `Timestamp`): its sum or average is no question anyone asks.
+_TIME_POINT_NAME = re.compile(r"(?i:unix|epoch|timestamp|date)|_(?i:at)$|[a-z]At$")
+
+
 def _is_number(c: Column) -> bool:
     t = c.type.upper()
-    return any(k in t for k in ("INT", "REAL", "NUM", "DEC", "FLOA", "DOUB")) and not _is_date(c)
+    numeric = any(k in t for k in ("INT", "REAL", "NUM", "DEC", "FLOA", "DOUB"))
+    return numeric and not _is_date(c) and not _TIME_POINT_NAME.search(c.name)
 
 
 def _is_date(c: Column) -> bool:
