@@ -149,6 +149,11 @@ def open_readonly(path: str | os.PathLike) -> sqlite3.Connection:
     return conn
 
 
+def quote_name(name: str) -> str:
+    """An identifier in double quotes, inner double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _connect_virtual_tables(conn: sqlite3.Connection) -> None:
     """Construct each virtual table (FTS, R*Tree) once, before the authorizer is on.
 
@@ -162,8 +167,7 @@ def _connect_virtual_tables(conn: sqlite3.Connection) -> None:
     names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")
     for (name,) in names.fetchall():
         try:
-            quoted = '"' + name.replace('"', '""') + '"'
-            conn.execute(f"SELECT * FROM {quoted} LIMIT 0").fetchall()
+            conn.execute(f"SELECT * FROM {quote_name(name)} LIMIT 0").fetchall()
         except sqlite3.Error:
             pass
 

@@ -40,8 +40,8 @@ class SampledQuery:
 
 
 # A number whose name says it is a point in time (`placed_unix`, `created_at`, `UpdatedAt`,
-# `Timestamp`): its sum or average is no question anyone asks.
-# A part of the name, not any substring: `UpdateCount` and `candidates` are counts.
+# `Timestamp`, read as a part of the name: `UpdateCount` is a count): its sum or average is no
+# question anyone asks.
 _TIME_POINT_NAME = re.compile(
     r"(?i:(?:^|_)(?:unix|epoch|timestamp|date)(?:_|$))|(?:Unix|Epoch|Timestamp|Date)|_(?i:at)$|[a-z]At$"
 )

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from ..errors import LlamarchError
-from .guard import DatabaseError, QueryFailed, introspect, run_query
+from .guard import DatabaseError, QueryFailed, introspect, quote_name, run_query
 
 SCHEMA_STYLES = ("compact", "create", "ddl", "none")  # shortest first; none: no schema at all
 _USER_OBJECTS = "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
@@ -53,11 +53,6 @@ class Table:
     columns: list[Column]
     foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # (column, ref_table, ref_column)
     rows: int = -1  # -1: not counted in time
-
-
-def quote_name(name: str) -> str:
-    """An identifier in double quotes, inner double quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _display_name(name: str) -> str:
