@@ -18,6 +18,7 @@ from .backends import (
     ModelNamed,
     Prompt,
     Response,
+    Stats,
     collect,
     open_backend,
 )
@@ -96,6 +97,9 @@ class LLM:
             yield from self.backend.stream_batch(prompts, opts, parallel=parallel)
             return
         for i, prompt in enumerate(prompts):
+            if opts.dropped(i):
+                yield i, Chunk("", stats=Stats(0, 0, 0.0, 0.0, 0.0, 0.0, "dropped"))
+                continue
             seed = seed_for(opts, i)
             for chunk in self.backend.stream(prompt, opts if seed is None else dataclasses.replace(opts, seed=seed)):
                 yield i, chunk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -16,7 +16,7 @@ Prompt = str | Sequence[Message]
 """To an engine, a plain string is completed as text and a list of messages goes through the
 chat template. (`LLM` methods take a string as one user message unless `raw=True`.)"""
 
-FINISH_REASONS = ("stop", "length", "cancelled")
+FINISH_REASONS = ("stop", "length", "cancelled", "dropped")
 
 
 @dataclass
@@ -34,6 +34,9 @@ class GenerationOptions:
     stop: Sequence[str] = ()
     json_schema: dict[str, Any] | None = None  # constrain the output to this JSON schema
     cancel: threading.Event | None = field(default=None, repr=False)  # set() stops the reply
+    # In a batch, drop(index) -> True stops that prompt's reply where it is (finish reason
+    # "dropped"), or skips it if not started; asked before every step (llama.cpp) or request.
+    drop: Callable[[int], bool] | None = field(default=None, repr=False)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> GenerationOptions:
@@ -47,6 +50,10 @@ class GenerationOptions:
     @property
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
+
+    def dropped(self, index: int) -> bool:
+        """Whether the batch's prompt `index` is no longer wanted (see `drop`)."""
+        return self.drop is not None and self.drop(index)
 
 
 def sequence_seed(seed: int, index: int) -> int:
@@ -85,7 +92,7 @@ class Stats:
     decode_tps: float  # generated tokens per second after the first
     ttft_s: float  # seconds from the call to the first token
     total_s: float
-    finish_reason: str  # "stop" | "length" | "cancelled"
+    finish_reason: str  # "stop" | "length" | "cancelled" | "dropped" (a batch's `drop` said so)
     cached_tokens: int = 0  # prompt tokens reused from the KV cache, not evaluated again
 
     def to_dict(self) -> dict[str, Any]:

@@ -151,9 +151,10 @@ class BatchEngine:
     ) -> Iterator[tuple[int, Chunk]]:
         """Yield (index, chunk) for every request; each index's last chunk carries Stats.
 
-        Sequences stop at an end-of-generation token, a stop string, their token limit or
-        `options.cancel`; on cancel (or Ctrl-C) every unfinished request gets a final chunk
-        with finish_reason "cancelled" (then KeyboardInterrupt is raised again).
+        Sequences stop at an end-of-generation token, a stop string, their token limit,
+        `options.drop` (that request only: finish_reason "dropped", its slot taken by the next
+        prompt at once) or `options.cancel`; on cancel (or Ctrl-C) every unfinished request
+        gets a final chunk with finish_reason "cancelled" (then KeyboardInterrupt is raised again).
         """
         if self._running:
             raise BackendError("this model is already running a batch: finish (or close) that one first")
@@ -174,9 +175,13 @@ class BatchEngine:
                 while queue or any(s.job for s in slots):
                     if options.cancelled:
                         break
+                    yield from self._drop(slots, options)
                     free = [s for s in slots if s.job is None]
                     while queue and free:
                         index = queue.popleft()
+                        if options.dropped(index):
+                            yield index, self._cancelled_chunk(requests[index], "dropped")
+                            continue
                         # The free slot whose cache shares the longest prefix with this prompt.
                         slot = max(free, key=lambda s: common_prefix(s.cached, requests[index].tokens))
                         free.remove(slot)
@@ -441,10 +446,19 @@ class BatchEngine:
         )
         return job.index, Chunk(tail, stats=stats)
 
+    def _drop(self, slots: Sequence[_Slot], options: GenerationOptions) -> Iterator[tuple[int, Chunk]]:
+        """End the running requests that `options.drop` no longer wants, freeing their slots."""
+        if options.drop is None:
+            return
+        for slot in slots:
+            if slot.job is not None and options.dropped(slot.job.index):
+                slot.job.finish = "dropped"
+                yield self._finish(slot)
+
     @staticmethod
-    def _cancelled_chunk(request: Request) -> Chunk:
+    def _cancelled_chunk(request: Request, reason: str = "cancelled") -> Chunk:
         n = len(request.tokens)
-        return Chunk("", stats=Stats(n, 0, 0.0, 0.0, 0.0, 0.0, "cancelled"))
+        return Chunk("", stats=Stats(n, 0, 0.0, 0.0, 0.0, 0.0, reason))
 
     def _reset(self, slots: Sequence[_Slot]) -> None:
         """Forget the caches of `slots` (after an error the bookkeeping may not match them)."""

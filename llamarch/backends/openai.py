@@ -525,6 +525,9 @@ def _parallel_stream(
                 i = next(todo, None)
             if i is None:
                 break
+            if options.dropped(i):  # a request already sent runs to its end
+                out.put((i, Chunk("", stats=Stats(0, 0, 0.0, 0.0, 0.0, 0.0, "dropped"))))
+                continue
             seed = seed_for(options, i)
             seeded = worker_options if seed is None else dataclasses.replace(worker_options, seed=seed)
             try:
