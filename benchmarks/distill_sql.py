@@ -20,7 +20,10 @@ and amplified. Then, in the same run:
 - `flash_attn`: the same one batch with llama.cpp's flash attention off (the default) and on,
   from an empty cache (`cold`: the schema prefix read) and with the prefix cached (`warm`:
   every later question of a run), median of --runs after a warm-up, the ratios, and how
-  many samples came out the same.
+  many samples came out the same;
+- `settle`: the same one batch with every sample run against each question's samples
+  stopped once its vote is decided (`--settle`), prefix cached, median of --runs after a
+  warm-up, the ratio, and whether the same results were voted for.
 
 Prints one JSON object and writes DIR/report.png.
 
@@ -66,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--sample-temperature", type=float, default=0.7)
     p.add_argument("--min-votes", type=int, default=2, help="samples that must share a result for it to be accepted")
+    p.add_argument(
+        "--settle",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="stop a question's samples once its vote is decided",
+    )
     p.add_argument("--recipe", default="corrected", choices=["corrected", "verified"])
     p.add_argument("--student-schema", default=STUDENT_SCHEMA, choices=SCHEMA_STYLES)
     p.add_argument(
@@ -91,7 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batching-questions", type=int, default=8, help="questions of the k_batching and flash_attn timings"
     )
     p.add_argument(
-        "--only", choices=["k_samples", "k_batching", "flash_attn", "prompt_cache"], help="run just this measurement"
+        "--only",
+        choices=["k_samples", "k_batching", "flash_attn", "settle", "prompt_cache"],
+        help="run just this measurement",
     )
     p.add_argument(
         "--no-timings",
@@ -124,6 +135,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
         samples=args.samples,
         sample_temperature=args.sample_temperature,
         min_votes=args.min_votes,
+        settle=args.settle,
         recipe=args.recipe,
         student_schema=args.student_schema,
         student_values=args.student_values,
@@ -359,6 +371,58 @@ def flash_attention(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def settling(args: argparse.Namespace) -> dict[str, Any]:
+    """The teacher's K samples of --batching-questions questions in one batch, every sample run
+    against each question's samples stopped once its vote is decided (`--settle`), prefix
+    cached (after a warm-up), median of --runs; and whether the answers voted for are the same
+    result, with the accuracy of both, paired."""
+    import tempfile
+    from dataclasses import replace
+
+    from llamarch.evals.checkers import SQLChecker, Task
+    from llamarch.evals.sql import evaluate
+    from llamarch.evals.stats import compare_paired
+    from llamarch.evals.vote import MIN_VOTES
+    from llamarch.llm import LLM
+    from llamarch.store import Store
+
+    full, _ = _teacher_samples(args, 0)
+    ways = {"all_k": full, "settled": replace(full, settle_votes=MIN_VOTES)}
+    warm_up, *questions = _questions(args, args.batching_questions + 1)
+    checker = SQLChecker(args.db)
+    seconds: dict[str, list[float]] = {w: [] for w in ways}
+    tokens: dict[str, list[int]] = {w: [] for w in ways}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    with LLM(args.teacher, n_ctx=8192) as llm, tempfile.TemporaryDirectory() as tmp:
+
+        def timed(way: str, items: list[Any], run: str) -> tuple[float, int, list[dict[str, Any]]]:
+            with Store(Path(tmp) / f"{way}-{run}.db") as store:  # a new store: no reply is stored yet
+                t0 = time.perf_counter()
+                got = evaluate(llm, checker, items, ways[way], store=store, model_key=args.teacher)
+                elapsed = time.perf_counter() - t0
+            return elapsed, got["summary"]["completion_tokens"], got["results"]
+
+        timed("all_k", [warm_up], "warm-up")  # reads the schema prefix: every trial after finds it cached
+        for trial in range(args.runs):
+            for way in sorted(ways, reverse=bool(trial % 2)):  # alternate which goes first
+                t, n, rows[way] = timed(way, questions, str(trial))
+                seconds[way].append(t)
+                tokens[way].append(n)
+                _log_trial("settle", way, trial, t, n)
+
+    def result_of(row: dict[str, Any]) -> str | None:
+        return checker(Task(row["question"]), row["reply"]).signature
+
+    same = sum(result_of(a) == result_of(b) for a, b in zip(rows["all_k"], rows["settled"]))
+    return {
+        "questions": len(questions),
+        "k": args.samples,
+        "runs": args.runs,
+        "same_result_voted": same,
+        "accuracy": compare_paired([r["matched"] for r in rows["all_k"]], [r["matched"] for r in rows["settled"]]),
+    } | _timed_pair(seconds, tokens, baseline="all_k", candidate="settled")
+
+
 def _log_trial(measurement: str, way: str, trial: int, seconds: float, tokens: int) -> None:
     """One timed trial on stderr as it ends, so that a run stopped early still shows what it measured."""
     print(f"{measurement}: {way} trial {trial + 1}: {seconds:.1f} s, {tokens} tokens", file=sys.stderr, flush=True)
@@ -407,6 +471,8 @@ def main(argv: list[str] | None = None) -> None:
         result["k_batching"] = k_batching(args)
     if timings and args.only in (None, "flash_attn"):
         result["flash_attn"] = flash_attention(args)
+    if timings and args.only in (None, "settle"):
+        result["settle"] = settling(args)
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
     print()

@@ -420,3 +420,51 @@ def test_k_sample_replies_of_several_questions_share_one_batch_with_each_questio
     assert [r["replies"] for r in got] == [[llm.texts[3 * q + j] for j in range(3)] for q in range(3)]
     assert again == got
     assert len({text for r in got for text in r["replies"]}) > 3  # samples, not copies
+
+
+def test_dropped_requests_stop_where_they_are_and_free_their_slots(smollm):
+    """`drop`: a running reply ends at once ("dropped"), a queued one never starts, the
+    others are untouched, and the engine serves the next batch as before."""
+    prompts = [[{"role": "user", "content": f"Write a Python function to {t}."}] for t in TOPICS[:4]]
+    alone = smollm.generate_batch(prompts, parallel=2, temperature=0, max_tokens=40)
+    gone = {3}
+    final, texts = {}, {}
+    for i, chunk in smollm.stream_batch(prompts, parallel=2, temperature=0, max_tokens=40, drop=gone.__contains__):
+        texts[i] = texts.get(i, "") + chunk.text
+        if i == 0 and len(texts[0]) > 10:
+            gone.add(0)
+        if chunk.done:
+            final[i] = chunk.stats
+    assert final[0].finish_reason == "dropped" and 0 < final[0].completion_tokens < 40
+    assert alone[0].text.startswith(texts[0])
+    assert final[3].finish_reason == "dropped" and final[3].completion_tokens == 0 and texts[3] == ""
+    for i in (1, 2):
+        assert final[i].finish_reason == alone[i].stats.finish_reason and texts[i] == alone[i].text
+    assert smollm.generate_batch(prompts[:1], parallel=2, temperature=0, max_tokens=40)[0].text == alone[0].text
+
+
+def test_k_samples_stop_once_the_vote_is_decided(smollm, tmp_path):
+    """`settle_votes`: a question whose samples all agree stops once 5 of its 8 are in; one
+    that is exempt runs all 8; what is stored says how many were dropped, and a rerun reads it."""
+    from llamarch.evals.checkers import UNKNOWN, Check
+    from llamarch.evals.sql import SQLSettings, generate_replies
+
+    settings = SQLSettings(samples=8, temperature=0.9, max_tokens=24, settle_votes=4)
+    questions = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("colour", "city")]
+    checked = []
+
+    def check(i, reply):  # every sample "returns the same rows": the vote is decided at the 5th
+        checked.append(i)
+        return Check(UNKNOWN, "1 row", "same", reply)
+
+    with Store(tmp_path / "store.db") as store:
+        # Two at a time: when the 5th sample of question 0 is in, at least its last two are queued.
+        got, _ = generate_replies(
+            smollm, questions, settings, store=store, model_key="smollm", parallel=2, check=check, exempt={1}
+        )
+        assert len(got[1]["replies"]) == 8 and "dropped" not in got[1]
+        assert 5 <= len(got[0]["replies"]) <= 6 and got[0]["dropped"] == 8 - len(got[0]["replies"])
+        assert all(got[0]["replies"])
+        n_checked = len(checked)
+        again, _ = generate_replies(smollm, questions, settings, store=store, model_key="smollm", check=check)
+    assert again == got and len(checked) == n_checked

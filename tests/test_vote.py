@@ -160,3 +160,37 @@ def test_a_built_query_is_the_answer_where_the_student_misses_it():
     rows, counts = training_rows("corrected", questions, student, teacher, "Album(AlbumId, Title, ArtistId)")
     assert counts["from_queries"] == 2 and counts["teacher_answers"] == 1 and counts["student_answers"] == 1
     assert rows[0]["messages"][-1]["content"] == f"```sql\n{built}\n```"
+
+
+def test_a_settled_vote_accepts_what_the_vote_on_every_sample_would():
+    """Every way 6 samples can come out (3 results, an empty one, a failure), in order: once
+    the Settler says a question is decided, no later samples change the accepted result."""
+    from itertools import product
+
+    from llamarch.evals.vote import Settler
+
+    kinds = {"a": ran("a"), "b": ran("b"), "c": ran("c"), "e": ran("e", empty=True), "x": broke()}
+
+    def accepted(checks, min_votes):
+        v = vote(checks, min_votes=min_votes)
+        return {checks[i].signature for i in v.accepted}
+
+    settled_early = 0
+    for min_votes in (2, 3):
+        for outcome in product(kinds, repeat=6):
+            checks = [kinds[k] for k in outcome]
+            settler = Settler(lambda q, reply, checks=checks: checks[int(reply)], samples=6, min_votes=min_votes)
+            for j in range(6):
+                if settler.add(0, str(j)):
+                    assert accepted(checks[: j + 1], min_votes) == accepted(checks, min_votes) != set(), outcome
+                    settled_early += j < 5
+                    break
+    assert settled_early > 1000  # and it does settle early, often
+
+
+def test_a_unanimous_question_settles_at_its_fifth_of_eight_and_one_with_a_reference_never():
+    from llamarch.evals.vote import Settler
+
+    settler = Settler(lambda q, reply: ran("a"), samples=8, min_votes=4, exempt={1})
+    assert [settler.add(0, "") for _ in range(5)] == [False] * 4 + [True]
+    assert not any(settler.add(1, "") for _ in range(8))

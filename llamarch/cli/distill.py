@@ -158,6 +158,12 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
     help="--check sql: how many of the K samples must share a result for it to be kept.",
 )
 @click.option(
+    "--settle/--no-settle",
+    default=False,
+    show_default=True,
+    help="--check sql: stop a question's samples once its vote is decided (the same answers kept, fewer tokens).",
+)
+@click.option(
     "--from-queries",
     type=click.IntRange(min=1),
     help="--check sql: also build N queries from the database's tables, keys and values, "
@@ -219,6 +225,7 @@ def distill(
     samples: int,
     sample_temperature: float,
     min_votes: int,
+    settle: bool,
     from_queries: int | None,
     query_seed: int | None,
     teacher_context: Path | None,
@@ -290,6 +297,7 @@ def distill(
             samples=samples,
             sample_temperature=sample_temperature,
             min_votes=min_votes,
+            settle=settle,
             from_queries=from_queries or 0,
             query_seed=query_seed,
             teacher_context=teacher_context,

@@ -158,6 +158,12 @@ def humaneval(
     help="Temperature of the samples (default: 0.7 with -k > 1, else greedy).",
 )
 @click.option(
+    "--settle/--no-settle",
+    default=False,
+    show_default=True,
+    help="With -k > 1: stop a question's samples once its vote is decided (the same answer, fewer tokens).",
+)
+@click.option(
     "--retry",
     is_flag=True,
     help="Give a query that fails to run the one retry `llamarch sql` gives it (SQLite's error shown).",
@@ -184,6 +190,7 @@ def sql_command(
     distinct: bool,
     samples: int,
     temperature: float | None,
+    settle: bool,
     retry: bool,
     limit: int | None,
     parallel: int | None,
@@ -203,6 +210,7 @@ def sql_command(
     from ..evals.checkers import SQLChecker
     from ..evals.humaneval import identify
     from ..evals.sql import SQLSettings, evaluate
+    from ..evals.vote import MIN_VOTES
     from ..llm import LLM
     from ..sql.questions import load_questions
     from ..store import Store
@@ -221,6 +229,7 @@ def sql_command(
             max_tokens=max_tokens,
             seed=seed,
             retry=retry,
+            settle_votes=MIN_VOTES if settle and samples > 1 else 0,
         )
         options = engine_options(**engine)
         identity = identify(model, backend, options.get("lora_path"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from ..backends.base import sequence_seed
 from ..sql.prompt import STOPS
 from .checkers import Check, SQLChecker, Task
-from .vote import pick, vote
+from .vote import Settler, pick, vote
 
 HARNESS_VERSION = 1
 
@@ -40,11 +40,16 @@ class SQLSettings:
     max_tokens: int = 256
     seed: int = 0
     retry: bool = False  # a prediction that fails to run gets `llamarch sql`'s one retry
+    # >0: a question's samples stop once its vote is decided with at least this many agreeing
+    # (`vote.Settler`); the vote accepts what all `samples` would have, for fewer tokens.
+    settle_votes: int = 0
 
     def key(self) -> dict[str, Any]:
         """What the first replies depend on (the retry does not change them: its replies have their own keys)."""
         fields = asdict(self)
         del fields["retry"]
+        if not self.settle_votes or self.samples <= 1:  # keys stored before the field existed
+            del fields["settle_votes"]
         return {**fields, "harness": HARNESS_VERSION}
 
 
@@ -76,12 +81,17 @@ def generate_replies(
     model_key: Any,
     parallel: int | None = None,
     advance: Callable[[int], None] | None = None,
+    check: Callable[[int, str], Check] | None = None,
+    exempt: Set[int] = frozenset(),
 ) -> tuple[list[dict[str, Any]], float]:
     """Each prompt's replies ({"replies": [...], "completion_tokens": n}), stored as they finish.
 
     Greedy prompts go through the engine as one batch; sampled ones too, `samples` sequences
-    per prompt, each prompt stored once all of its samples are in. Returns the replies and,
-    when this call generated all of them, the seconds it took (else 0).
+    per prompt, each prompt stored once all of its samples are in. With `settings.settle_votes`,
+    `check(i, reply)` checks each sample of prompt i as it finishes, and the rest of a prompt's
+    samples are dropped once its vote is decided (prompts in `exempt` excepted; the result
+    then has fewer replies and says how many were "dropped"). Returns the replies and, when
+    this call generated all of them, the seconds it took (else 0).
     """
     from ..store import result_key
 
@@ -108,22 +118,39 @@ def generate_replies(
         k = settings.samples
         prompts = [messages[i] for i in todo for _ in range(k)]
         seeds = [sequence_seed(question_seed(settings.seed, repr(messages[i])), j) for i in todo for j in range(k)]
+        settler = _settler(settings, check, exempt)
+        settled: set[int] = set()
+        if settler is not None:
+            options["drop"] = lambda n: todo[n // k] in settled
         got: dict[int, list[tuple[int, str, Any]]] = {}
         for n, text, stats in _replies(llm, prompts, parallel, seeds=seeds, **options):
             i = todo[n // k]
             got.setdefault(i, []).append((n % k, text, stats))
+            if settler is not None and stats.finish_reason != "dropped" and settler.add(i, text):
+                settled.add(i)
             if len(got[i]) < k:
                 continue
             done = sorted(got.pop(i), key=lambda g: g[0])
+            kept = [(text, stats) for _, text, stats in done if stats.finish_reason != "dropped"]
             results[i] = {
-                "replies": [text for _, text, _ in done],
+                "replies": [text for text, _ in kept],
                 "completion_tokens": sum(stats.completion_tokens for _, _, stats in done),
             }
+            if len(kept) < k:
+                results[i]["dropped"] = k - len(kept)
             _save(store, keys[i], results[i])
             if advance:
                 advance(1)
     seconds = time.perf_counter() - t0 if len(todo) == len(messages) else 0.0
     return [r for r in results if r is not None], seconds
+
+
+def _settler(settings: SQLSettings, check: Callable[[int, str], Check] | None, exempt: Set[int]) -> Settler | None:
+    if not settings.settle_votes or settings.samples <= 1:
+        return None
+    if check is None:
+        raise ValueError("settle_votes needs a check of each sample")
+    return Settler(check, settings.samples, settings.settle_votes, exempt)
 
 
 def _save(store: Any, key: str, value: Any) -> None:
@@ -279,7 +306,14 @@ def evaluate(
     schema = schema_text(checker, settings)
     messages = [sql_messages(q.question, schema) for q in questions]
     replies, seconds = generate_replies(
-        llm, messages, settings, store=store, model_key=model_key, parallel=parallel, advance=advance
+        llm,
+        messages,
+        settings,
+        store=store,
+        model_key=model_key,
+        parallel=parallel,
+        advance=advance,
+        check=lambda i, reply: checker(Task(questions[i].question), reply),  # as `choose_answer` votes
     )
     rows = score(checker, questions, replies)
     tokens = sum(r["completion_tokens"] for r in replies)

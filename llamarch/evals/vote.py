@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import asdict, dataclass
 
 from .checkers import Check
@@ -73,3 +73,37 @@ def pick(answers: Sequence[str], accepted: Sequence[int]) -> int:
         raise ValueError("nothing was accepted")
     texts = Counter(answers[i].strip() for i in accepted)
     return min(accepted, key=lambda i: (-texts[answers[i].strip()], len(answers[i]), i))
+
+
+class Settler:
+    """Says when a question's vote is decided, so its samples still running need not finish.
+
+    Decided means the leading result has `min_votes` answers and more than the runner-up
+    could reach if every sample still to come joined it: the vote on the samples so far
+    accepts the same result as the vote on all of them would. Questions in `exempt` (those
+    with a reference: any later sample may be the one that passes) are never settled.
+    """
+
+    def __init__(
+        self, check: Callable[[int, str], Check], samples: int, min_votes: int, exempt: Set[int] = frozenset()
+    ):
+        self.check, self.samples, self.min_votes, self.exempt = check, samples, min_votes, exempt
+        self._tallies: dict[int, Counter[str]] = {}
+        self._seen: Counter[int] = Counter()
+
+    def add(self, question: int, reply: str) -> bool:
+        """Count one finished sample of `question`; True once its vote is decided."""
+        self._seen[question] += 1
+        if question in self.exempt:
+            return False
+        check = self.check(question, reply)
+        tally = self._tallies.setdefault(question, Counter())
+        if check.executed and not check.empty:
+            tally[check.signature] += 1
+        return self.decided(tally, self.samples - self._seen[question], self.min_votes)
+
+    @staticmethod
+    def decided(tally: Counter[str], remaining: int, min_votes: int) -> bool:
+        ranked = [n for _, n in tally.most_common(2)]
+        lead, second = (ranked + [0, 0])[:2]
+        return lead >= min_votes and lead > second + remaining

@@ -67,6 +67,7 @@ class VerifiedConfig:
     samples: int = 8
     sample_temperature: float = 0.7
     min_votes: int = MIN_VOTES  # a result needs at least this many of the K samples to be accepted
+    settle: bool = False  # stop a question's samples once its vote is decided (`vote.Settler`)
     recipe: str = DEFAULT_RECIPE
     student_schema: str = STUDENT_SCHEMA
     student_values: bool = STUDENT_VALUES  # the values of short text columns after the schema
@@ -88,7 +89,8 @@ class VerifiedConfig:
             schema=self.student_schema, distinct=self.student_values, max_tokens=self.max_tokens, seed=self.seed
         )
 
-    def teacher_settings(self, samples: int | None = None) -> SQLSettings:
+    def teacher_settings(self, samples: int | None = None, min_votes: int = MIN_VOTES) -> SQLSettings:
+        """The teacher's prompt and sampling; with `settle`, samples stop once `min_votes` decide."""
         k = self.samples if samples is None else samples
         notes = Path(self.teacher_context).read_text(encoding="utf-8") if self.teacher_context else None
         return SQLSettings(
@@ -100,6 +102,7 @@ class VerifiedConfig:
             temperature=self.sample_temperature if k > 1 else 0.0,
             max_tokens=self.max_tokens,
             seed=self.seed,
+            settle_votes=min_votes if self.settle and k > 1 else 0,
         )
 
 
@@ -180,6 +183,7 @@ class VerifiedDistiller:
                 "samples": self.cfg.samples,
                 "sample_temperature": self.cfg.sample_temperature,
                 "min_votes": self.cfg.min_votes,
+                "settle": self.cfg.settle,
                 "from_queries": self.cfg.from_queries,
                 **({"query_seed": self.cfg.query_seed} if self.cfg.query_seed is not None else {}),
                 "student_schema": self.cfg.student_schema,
@@ -349,6 +353,8 @@ class VerifiedDistiller:
                 model_key=identity,
                 parallel=self.cfg.parallel,
                 advance=advance,
+                check=lambda i, reply: self.checker(Task(questions[i].question), reply),
+                exempt={i for i, q in enumerate(questions) if q.sql is not None},
             )
         self.timings[label]["generation_s"] = round(seconds, 3)
         return [
@@ -363,7 +369,7 @@ class VerifiedDistiller:
         if built:  # a built query is its question's answer: the teacher is not asked
             asked = iter(self.teacher_answers([q for i, q in enumerate(questions) if i not in built]))
             return [self._query_answer(q) if i in built else next(asked) for i, q in enumerate(questions)]
-        settings = self.cfg.teacher_settings()
+        settings = self.cfg.teacher_settings(min_votes=self.cfg.min_votes)
         sampled = self.answer(
             questions, self._teacher, self.teacher_id, settings, f"teacher samples (K={settings.samples})"
         )
