@@ -441,6 +441,14 @@ def test_dropped_requests_stop_where_they_are_and_free_their_slots(smollm):
     for i in (1, 2):
         assert final[i].finish_reason == alone[i].stats.finish_reason and texts[i] == alone[i].text
     assert smollm.generate_batch(prompts[:1], parallel=2, temperature=0, max_tokens=40)[0].text == alone[0].text
+    # Every request dropped while running or queued: nothing is left to decode, and the batch ends.
+    stop = []
+    reasons = {}
+    for i, chunk in smollm.stream_batch(prompts, parallel=2, temperature=0, max_tokens=40, drop=lambda i: bool(stop)):
+        stop.append(i)
+        if chunk.done:
+            reasons[i] = chunk.stats.finish_reason
+    assert reasons == dict.fromkeys(range(4), "dropped")
 
 
 def test_k_samples_stop_once_the_vote_is_decided(smollm, tmp_path):

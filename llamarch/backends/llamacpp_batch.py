@@ -186,6 +186,8 @@ class BatchEngine:
                         slot = max(free, key=lambda s: common_prefix(s.cached, requests[index].tokens))
                         free.remove(slot)
                         self._admit(slot, index, requests, options, seed, grammar)
+                    if not any(s.job for s in slots):
+                        continue  # every request left was dropped: nothing to decode
                     if not queue:
                         self._compact(slots)
                     if n_draft:
