@@ -72,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--settle",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="stop a question's samples once its vote is decided",
+        default=True,
+        help="stop a question's samples once its vote is decided (--no-settle: as the runs before 2026-12-03)",
     )
     p.add_argument("--recipe", default="corrected", choices=["corrected", "verified"])
     p.add_argument("--student-schema", default=STUDENT_SCHEMA, choices=SCHEMA_STYLES)

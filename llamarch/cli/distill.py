@@ -159,9 +159,9 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option(
     "--settle/--no-settle",
-    default=False,
+    default=True,
     show_default=True,
-    help="--check sql: stop a question's samples once its vote is decided (the same answers kept, fewer tokens).",
+    help="--check sql: stop a question's samples once its vote is decided (the same result wins, fewer tokens).",
 )
 @click.option(
     "--from-queries",

@@ -159,9 +159,9 @@ def humaneval(
 )
 @click.option(
     "--settle/--no-settle",
-    default=False,
+    default=True,
     show_default=True,
-    help="With -k > 1: stop a question's samples once its vote is decided (the same answer, fewer tokens).",
+    help="With -k > 1: stop a question's samples once its vote is decided (the same result wins, fewer tokens).",
 )
 @click.option(
     "--retry",

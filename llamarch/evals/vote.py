@@ -80,8 +80,9 @@ class Settler:
 
     Decided means the leading result has `min_votes` answers and more than the runner-up
     could reach if every sample still to come joined it: the vote on the samples so far
-    accepts the same result as the vote on all of them would. Questions in `exempt` (those
-    with a reference: any later sample may be the one that passes) are never settled.
+    accepts the same result as the vote on all of them would (fewer answers of it, so the one
+    picked may be another query with those rows). Questions in `exempt` (those with a
+    reference: any later sample may be the one that passes) are never settled.
     """
 
     def __init__(

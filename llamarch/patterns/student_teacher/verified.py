@@ -67,7 +67,7 @@ class VerifiedConfig:
     samples: int = 8
     sample_temperature: float = 0.7
     min_votes: int = MIN_VOTES  # a result needs at least this many of the K samples to be accepted
-    settle: bool = False  # stop a question's samples once its vote is decided (`vote.Settler`)
+    settle: bool = True  # stop a question's samples once its vote is decided (`vote.Settler`)
     recipe: str = DEFAULT_RECIPE
     student_schema: str = STUDENT_SCHEMA
     student_values: bool = STUDENT_VALUES  # the values of short text columns after the schema
