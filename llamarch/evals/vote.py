@@ -105,6 +105,7 @@ class Settler:
 
     @staticmethod
     def decided(tally: Counter[str], remaining: int, min_votes: int) -> bool:
+        """Whether no `remaining` samples can change which result wins, or whether one does."""
         ranked = [n for _, n in tally.most_common(2)]
         lead, second = (ranked + [0, 0])[:2]
         return lead >= min_votes and lead > second + remaining
