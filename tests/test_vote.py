@@ -143,6 +143,33 @@ def test_the_sql_checker_on_a_real_database(tmp_path):
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
+def test_a_query_checked_without_a_reference_runs_once_while_it_is_kept(tmp_path):
+    """The settling and the vote check the same samples: SQLite runs each query once."""
+    import sqlite3
+
+    from llamarch.evals.checkers import SQLChecker, Task
+
+    db = tmp_path / "t.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO t VALUES (1, 5), (2, 7);")
+    conn.close()
+    check = SQLChecker(db)
+    ran: list[str] = []
+    check.conn.set_trace_callback(lambda statement: ran.append(statement) if "FROM t" in statement else None)
+    first = check(Task("q"), "SELECT n FROM t WHERE n > 6")
+    assert check(Task("another question"), "```sql\nSELECT n FROM t WHERE n > 6\n```") == first
+    assert check(Task("q"), "SELECT n FROM nowhere").status == "failed"
+    assert check(Task("q"), "SELECT n FROM nowhere").reason == "no such table: nowhere"
+    assert len(ran) == 1  # the failing query never reached the trace: it did not prepare
+    assert check(Task("q", "SELECT 7"), "SELECT n FROM t WHERE n > 6").passed  # with a reference: run again
+    assert len(ran) == 2
+    check.CHECKS_KEPT = 1
+    check(Task("q"), "SELECT id FROM t")
+    check(Task("q"), "SELECT n FROM t WHERE n > 6")  # pushed out by the one before: runs again
+    assert len(ran) == 4
+    check.close()
+
+
 def test_a_built_query_is_the_answer_where_the_student_misses_it():
     from llamarch.evals.vote import Vote
 

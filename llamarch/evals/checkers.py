@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..errors import LlamarchError
@@ -82,9 +83,12 @@ class SQLChecker:
     With a reference query the result must equal the reference's (ordered when the
     reference has ORDER BY); without one, a query that runs is `unknown`, with its
     result's signature. A result cut at the row cap fails (nothing sensible returns that much).
+    A query checked without a reference is run once: its check is kept (the last
+    `CHECKS_KEPT` queries), since a vote and the settling before it check the same samples.
     """
 
     name = "sql"
+    CHECKS_KEPT = 4096
 
     def __init__(self, db: str | os.PathLike[str], time_budget_s: float | None = None, max_rows: int | None = None):
         from ..sql import guard
@@ -96,6 +100,7 @@ class SQLChecker:
             "max_rows": max_rows or guard.DEFAULT_MAX_ROWS,
         }
         self._references: dict[str, Any] = {}
+        self._unreferenced: OrderedDict[str, Check] = OrderedDict()
 
     def run(self, sql: str) -> Any:
         """The QueryResult of `sql` (raises QueryFailed)."""
@@ -110,27 +115,46 @@ class SQLChecker:
 
     def __call__(self, task: Task, answer: str) -> Check:
         from ..sql.extract import extract_sql
-        from ..sql.guard import QueryFailed
-        from ..sql.match import has_order_by, result_signature, results_match
+        from ..sql.match import has_order_by, results_match
 
         sql = extract_sql(answer)
         if not sql:
             return Check(FAILED, "no SQL query in the answer")
+        if task.reference is None:
+            return self._kept_check(sql)
+        result, ran = self._execute(sql)
+        if result is None:
+            return ran
+        reference = self.reference_result(task.reference)
+        if results_match(result, reference, ordered=has_order_by(task.reference)):
+            return replace(ran, status=PASSED, reason=f"{ran.reason}, as the reference")
+        wrong = f"{ran.reason}, not the reference's result ({len(reference.rows)} rows)"
+        return replace(ran, status=FAILED, reason=wrong)
+
+    def _kept_check(self, sql: str) -> Check:
+        """The check of `sql` without a reference, run once while it is among those kept."""
+        if sql in self._unreferenced:
+            self._unreferenced.move_to_end(sql)
+            return self._unreferenced[sql]
+        check = self._execute(sql)[1]
+        self._unreferenced[sql] = check
+        if len(self._unreferenced) > self.CHECKS_KEPT:
+            self._unreferenced.popitem(last=False)
+        return check
+
+    def _execute(self, sql: str) -> tuple[Any, Check]:
+        """(result, `unknown` check with its signature), or (None, `failed` check) when it does not run."""
+        from ..sql.guard import QueryFailed
+        from ..sql.match import result_signature
+
         try:
             result = self.run(sql)
         except QueryFailed as e:
-            return Check(FAILED, e.reason, answer=sql)
+            return None, Check(FAILED, e.reason, answer=sql)
         if result.truncated:
-            return Check(FAILED, f"returned more than {self.limits['max_rows']} rows", answer=sql)
-        signature = result_signature(result)
+            return None, Check(FAILED, f"returned more than {self.limits['max_rows']} rows", answer=sql)
         rows = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
-        empty = _nothing_found(result.rows)
-        if task.reference is None:
-            return Check(UNKNOWN, rows, signature, sql, empty)
-        reference = self.reference_result(task.reference)
-        if results_match(result, reference, ordered=has_order_by(task.reference)):
-            return Check(PASSED, f"{rows}, as the reference", signature, sql, empty)
-        return Check(FAILED, f"{rows}, not the reference's result ({len(reference.rows)} rows)", signature, sql, empty)
+        return result, Check(UNKNOWN, rows, result_signature(result), sql, _nothing_found(result.rows))
 
     def close(self) -> None:
         self.conn.close()
