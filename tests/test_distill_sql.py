@@ -287,7 +287,7 @@ def test_sigkill_mid_run_resumes_without_answering_again(tmp_path, library, smol
 
 
 def test_verified_answer_votes_the_teachers_samples_by_execution(library, qwen05_path):
-    from llamarch.evals.checkers import get_checker
+    from llamarch.evals.checkers import Task, get_checker
     from llamarch.patterns.student_teacher import StudentTeacher
     from llamarch.sql.guard import open_readonly
     from llamarch.sql.prompt import sql_messages
@@ -298,9 +298,12 @@ def test_verified_answer_votes_the_teachers_samples_by_execution(library, qwen05
     prompt = sql_messages("How many books are there?", schema)
     with StudentTeacher("smollm2-135m", "qwen2.5-coder-0.5b", check=get_checker("sql", db=library)) as st:
         st.teacher.options["max_tokens"] = 64
-        answer, vote = st.verified_answer(prompt, samples=4)
+        answer, vote = st.verified_answer(prompt, samples=4, settle=False)
         assert vote.samples == 4 and vote.executed >= 2
         assert answer is not None and "count" in answer.lower()
+        settled, early = st.verified_answer(prompt, samples=4)  # stops once the vote is decided
+        ask = Task("How many books are there?")
+        assert early.samples <= 4 and st.checker(ask, settled).signature == st.checker(ask, answer).signature
         answer, vote = st.verified_answer(prompt, reference="SELECT count(*) FROM book", samples=4)
         assert vote.how == "reference" and answer is not None
     assert sha256(library) == before

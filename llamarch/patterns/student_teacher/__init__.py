@@ -18,7 +18,7 @@ from typing import Any
 from ...backends import Message
 from ...errors import LlamarchError
 from ...evals.checkers import Check, Task, get_checker
-from ...evals.vote import Vote, pick, vote
+from ...evals.vote import MIN_VOTES, Settler, Vote, pick, vote
 from .prompts import PromptItem, as_prompt_items
 from .roles import MAX_LENGTH, ModelLike, Student, Teacher
 from .rubric import Rubric
@@ -56,25 +56,50 @@ class StudentTeacher:
         samples: int = 8,
         temperature: float = 0.7,
         seed: int = 0,
+        min_votes: int = MIN_VOTES,
+        settle: bool = True,
     ) -> tuple[str | None, Vote]:
         """The teacher's answer that execution agrees on: it samples `samples` answers, the
         checker runs each, and the vote picks (see `vote`). (None, vote) when none is accepted.
 
+        With `settle` (and no reference), the samples still running stop once the vote is
+        decided (see `Settler`): the same result is accepted, from fewer answers.
         Needs a checker (`StudentTeacher(..., check="sql"|callable)`).
         """
         if self.checker is None:
             raise LlamarchError("verified_answer needs a checker: StudentTeacher(student, teacher, check=...)")
         prompt = self.teacher.llm.messages_for(query) if isinstance(query, str) else list(query)
-        question = query if isinstance(query, str) else PromptItem(tuple(query)).question
-        replies = self.teacher.llm.generate_batch(
-            [prompt] * samples, temperature=temperature, seed=seed, max_tokens=self.teacher.options.get("max_tokens")
+        task = Task(query if isinstance(query, str) else PromptItem(tuple(query)).question, reference)
+        checks: dict[str, Check] = {}
+
+        def check(_: int, text: str) -> Check:  # each distinct answer is run once
+            if text not in checks:
+                checks[text] = self.checker(task, text)
+            return checks[text]
+
+        settler = Settler(check, samples, min_votes) if settle and reference is None and samples > 1 else None
+        decided: list[bool] = []
+        replies: dict[int, str] = {}
+        parts: dict[int, list[str]] = {}
+        stream = self.teacher.llm.stream_batch(
+            [prompt] * samples,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=self.teacher.options.get("max_tokens"),
+            drop=(lambda _: bool(decided)) if settler else None,
         )
-        task = Task(question, reference)
-        checks = [self.checker(task, r.text) for r in replies]
-        outcome = vote(checks, has_reference=reference is not None)
+        for i, chunk in stream:
+            parts.setdefault(i, []).append(chunk.text)
+            if chunk.stats is None or chunk.stats.finish_reason == "dropped":
+                continue
+            replies[i] = "".join(parts.pop(i))
+            if settler is not None and not decided and settler.add(0, replies[i]):
+                decided.append(True)
+        texts = [replies[i] for i in sorted(replies)]
+        outcome = vote([check(0, t) for t in texts], has_reference=reference is not None, min_votes=min_votes)
         if not outcome.verified:
             return None, outcome
-        return replies[pick([c.answer for c in checks], outcome.accepted)].text, outcome
+        return texts[pick([checks[t].answer for t in texts], outcome.accepted)], outcome
 
     def generate_response(self, query: str) -> tuple[str, str]:
         """(student_response, teacher_response): the student's answer and the teacher's evaluation."""
