@@ -109,6 +109,24 @@ def test_mlx_stream_batch(smollm_mlx_dir):
         assert b.text.split()[:3] == s.text.split()[:3]  # the same greedy start (padding may move late ties)
 
 
+def test_mlx_stream_batch_drops_what_it_is_told_to(smollm_mlx_dir):
+    """A dropped prompt ends where it is (or never starts) and the others run as they would."""
+    prompts = [[{"role": "user", "content": q}] for q in ("Say hello.", "Count from 1 to 30.", "Name a fruit.")]
+    asked = {0: 0, 1: 0, 2: 0}
+
+    def drop(i: int) -> bool:
+        asked[i] += 1
+        return i == 2 or (i == 1 and asked[1] > 4)  # 2 from the start, 1 after a few steps
+
+    with LLM(str(smollm_mlx_dir)) as llm:
+        kept = llm.generate_batch(prompts, temperature=0, max_tokens=24, parallel=3)
+        batch = llm.generate_batch(prompts, temperature=0, max_tokens=24, parallel=3, drop=drop)
+    assert [r.stats.finish_reason for r in batch[1:]] == ["dropped", "dropped"]
+    assert batch[2].stats.completion_tokens == 0 and 0 < batch[1].stats.completion_tokens < 24
+    assert batch[0].stats.finish_reason in ("stop", "length")
+    assert batch[0].text.split()[:3] == kept[0].text.split()[:3]  # as in the batch above: late ties may move
+
+
 def test_cli_generate_with_mlx_backend(smollm_mlx_dir):
     result = run_cli(
         "generate",

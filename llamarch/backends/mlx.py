@@ -285,7 +285,8 @@ class MLXBackend:
     ) -> Iterator[tuple[int, Chunk]]:
         """Replies to several prompts decoded together (mlx-lm's BatchGenerator).
 
-        Yields (index, chunk); each index's last chunk carries its stats.
+        Yields (index, chunk); each index's last chunk carries its stats. A prompt that
+        `options.drop` names is removed from the batch (finish reason "dropped").
         """
         from mlx_lm.generate import BatchGenerator
 
@@ -318,7 +319,18 @@ class MLXBackend:
                 yield i, self._finish(replies[i], t_call, t_start)
             if not pending:
                 return
-            while pending and (responses := gen.next_generated()):
+            while pending:
+                dropped = sorted(i for i in pending if options.dropped(i))
+                if dropped:  # ended where they are, or never started; the rest go on
+                    gen.remove([uids[i] for i in dropped])
+                    for i in dropped:
+                        replies[i].finish = "dropped"
+                        pending.discard(i)
+                        yield i, self._finish(replies[i], t_call, t_start)
+                    continue
+                responses = gen.next_generated()
+                if not responses:
+                    break
                 done = []
                 for r in responses:
                     i = index.get(r.uid)
