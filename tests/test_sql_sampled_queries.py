@@ -272,7 +272,7 @@ def test_rows_chosen_by_their_related_rows_answer_what_they_say(tmp_path: Path) 
     conn.close()
 
 
-def test_a_resumed_run_reuses_its_built_queries_until_the_database_changes(
+def test_a_resumed_run_reuses_its_built_queries_until_the_database_or_the_builder_changes(
     shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
@@ -296,3 +296,5 @@ def test_a_resumed_run_reuses_its_built_queries_until_the_database_changes(
         assert distiller.built_queries([]) == first and len(calls) == 1  # stored: not built again
         os.utime(shop, ns=(1, 1))  # the file changed: built again, from the same seed
         assert distiller.built_queries([]) == first and len(calls) == 2
+        monkeypatch.setattr(sampled_queries, "BUILDER_VERSION", sampled_queries.BUILDER_VERSION + 1)
+        assert distiller.built_queries([]) == first and len(calls) == 3  # another builder: built again

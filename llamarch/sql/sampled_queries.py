@@ -25,6 +25,10 @@ MAX_RESULT_ROWS = 20  # a question whose answer is a long list is a poor questio
 JOIN_HOPS = (1, 1, 2, 2, 3, 4)  # foreign keys a join follows, drawn evenly: 2 to 5 tables
 
 
+# Which rendering of the draws this is: a run stores its built queries under it, so a resumed
+# run rebuilds when the same draws would now read differently. Raise it with any such change.
+BUILDER_VERSION = 2
+
 @dataclass(frozen=True)
 class SampledQuery:
     base: str  # the query without its LIMIT; when limited, ordered by its last column

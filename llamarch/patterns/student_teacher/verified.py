@@ -312,15 +312,17 @@ class VerifiedDistiller:
 
     def built_queries(self, held: Sequence[Any]) -> list[Any]:
         """`sql.sampled_queries` over the database, stored: on a big database the build takes
-        minutes, and a resumed run reuses it while the file and the settings are the same."""
-        from ...sql.sampled_queries import SampledQuery, sample_queries
+        minutes, and a resumed run reuses it while the file, the settings and the builder's
+        version are the same."""
+        from ...sql.sampled_queries import BUILDER_VERSION, SampledQuery, sample_queries
         from ...sql.schema import read_tables
 
         conn = self.checker.conn
         seed = self.cfg.seed if self.cfg.query_seed is None else self.cfg.query_seed
         exclude = self.held_signatures(held)
         stat = Path(self.cfg.db).stat()
-        key = result_key("built-queries", self.cfg.from_queries, seed, sorted(exclude), stat.st_size, stat.st_mtime_ns)
+        made = (stat.st_size, stat.st_mtime_ns)
+        key = result_key("built-queries", BUILDER_VERSION, self.cfg.from_queries, seed, sorted(exclude), *made)
         stored = self.store.get_result("built-queries", key)
         if stored is not None:
             return [SampledQuery(**q) for q in stored]
