@@ -29,6 +29,7 @@ JOIN_HOPS = (1, 1, 2, 2, 3, 4)  # foreign keys a join follows, drawn evenly: 2 t
 # run rebuilds when the same draws would now read differently. Raise it with any such change.
 BUILDER_VERSION = 2
 
+
 @dataclass(frozen=True)
 class SampledQuery:
     base: str  # the query without its LIMIT; when limited, ordered by its last column
