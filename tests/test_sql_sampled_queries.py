@@ -205,38 +205,6 @@ def test_long_join_paths_and_self_joins_are_built_and_find_rows(tmp_path: Path) 
         assert 1 <= len(run_query(conn, q.sql, max_rows=MAX_RESULT_ROWS + 1).rows) <= MAX_RESULT_ROWS, q.sql
 
 
-def test_a_count_over_a_join_counts_rows_not_names_and_distinct_only_where_rows_repeat(tmp_path: Path) -> None:
-    """Tracks share names: a count of tracks through a join counts tracks (by key), and a join
-    that follows each row's own key (no row met twice) needs no DISTINCT at all."""
-    path = tmp_path / "music.sqlite"
-    w = sqlite3.connect(path)
-    w.executescript("""
-        CREATE TABLE Label (LabelId INTEGER PRIMARY KEY, Name TEXT);
-        CREATE TABLE Album (AlbumId INTEGER PRIMARY KEY, Title TEXT, LabelId INTEGER REFERENCES Label(LabelId));
-        CREATE TABLE Track (TrackId INTEGER PRIMARY KEY, Name TEXT, Mood TEXT,
-                            AlbumId INTEGER REFERENCES Album(AlbumId));
-    """)
-    w.executemany("INSERT INTO Label VALUES (?, ?)", [(i, f"Label {i}") for i in range(1, 4)])
-    w.executemany("INSERT INTO Album VALUES (?, ?, ?)", [(i, f"Album {i}", 1 + i % 3) for i in range(1, 10)])
-    names, moods = ["Intro", "Outro", "Home", "Rain"], ["calm", "loud"]
-    w.executemany(
-        "INSERT INTO Track VALUES (?, ?, ?, ?)",
-        [(i, names[i % 4], moods[i % 2], 1 + i % 9) for i in range(1, 60)],  # every name on many albums
-    )
-    w.commit()
-    w.close()
-    conn = open_readonly(path)
-    joins = [q for q in sample_queries(conn, read_tables(conn), 150, seed=0) if q.kind in ("join", "path")]
-    forward = [q for q in joins if q.sql.startswith(("SELECT count(*) FROM Track", "SELECT Track.Name FROM Track"))]
-    assert forward and not [q for q in forward if "DISTINCT" in q.sql]
-    counts = [q for q in joins if "count(DISTINCT" in q.sql]
-    assert counts and not [q for q in counts if re.search(r"count\(DISTINCT \w+\.(Name|Title)\)", q.sql)]
-    for q in counts:  # the count is of rows of the first table that meet the filter
-        first = q.sql.split(" FROM ")[1].split()[0]
-        keyed = re.sub(r"^SELECT count\(DISTINCT [^)]*\)", f"SELECT count(DISTINCT {first}.rowid)", q.sql)
-        assert run_query(conn, q.sql).rows == run_query(conn, keyed).rows, q.sql
-
-
 def test_rows_chosen_by_their_related_rows_answer_what_they_say(tmp_path: Path) -> None:
     """Authors with more than N books (HAVING), with no book (NOT IN), with a book that passes a
     filter (IN): each built query's rows are checked against the data counted here in Python."""

@@ -125,43 +125,40 @@ class QuerySampler:
             return None
         return value
 
-    def _edges(self, t: Table, forward: bool = False) -> list[tuple[Table, str, bool]]:
+    def _edges(self, t: Table, forward: bool = False) -> list[tuple[Table, str]]:
         """Tables one foreign key away from t (either direction, or only t's own keys when
-        `forward`), with the join condition and whether the step follows t's own key (each
-        row of t meets at most one row of the other)."""
+        `forward`), with the join condition."""
         out = []
         for col, rt, rc in t.foreign_keys:
             other = self.by_name.get(rt.lower())
             if other and other is not t and rc:
                 cond = f"{_display_name(t.name)}.{_display_name(col)} = {_col(other, Column(rc, '', 0, 0))}"
-                out.append((other, cond, True))
+                out.append((other, cond))
         if forward:
             return out
         for other in self.tables:
             for col, rt, rc in other.foreign_keys:
                 if rt.lower() == t.name.lower() and other is not t and rc:
                     cond = f"{_display_name(other.name)}.{_display_name(col)} = {_col(t, Column(rc, '', 0, 0))}"
-                    out.append((other, cond, False))
+                    out.append((other, cond))
         return out
 
-    def _path(self, length: int, forward: bool = False) -> tuple[list[Table], str, bool] | None:
-        """A chain of `length` + 1 distinct tables joined on foreign keys, as a FROM clause, and
-        whether it fans out (a row of the first table can meet several of the last);
+    def _path(self, length: int, forward: bool = False) -> tuple[list[Table], str] | None:
+        """A chain of `length` + 1 distinct tables joined on foreign keys, as a FROM clause;
         `forward`: each step follows a foreign key of the table before (many rows to one)."""
         starts = [t for t in self.tables if self._edges(t, forward)] if forward else self.tables
         if not starts:
             return None
         start = self.rng.choice(starts)
-        path, clause, fans_out = [start], _display_name(start.name), False
+        path, clause = [start], _display_name(start.name)
         for _ in range(length):
-            steps = [(o, cond, ahead) for o, cond, ahead in self._edges(path[-1], forward) if o not in path]
+            steps = [(o, cond) for o, cond in self._edges(path[-1], forward) if o not in path]
             if not steps:
                 return None
-            other, cond, ahead = self.rng.choice(steps)
+            other, cond = self.rng.choice(steps)
             path.append(other)
             clause += f" JOIN {_display_name(other.name)} ON {cond}"
-            fans_out = fans_out or not ahead
-        return path, clause, fans_out
+        return path, clause
 
     # --- templates ------------------------------------------------------------------
 
@@ -232,7 +229,7 @@ class QuerySampler:
         found = self._path(self.rng.choice(JOIN_HOPS))
         if not found:
             return None
-        path, clause, fans_out = found
+        path, clause = found
         first, last = path[0], path[-1]
         texts = self._columns(last, lambda c: _is_text(c.type))
         if not texts:
@@ -242,14 +239,7 @@ class QuerySampler:
         if value is None:
             return None
         label = _col(first, self._label(first))
-        counted = self.rng.choice([False, True])
-        if not fans_out:  # each row of the first table comes at most once: plain rows, count(*)
-            what = "count(*)" if counted else label
-        elif counted:  # a row met through several others is one row: counted by its key, not its name
-            keys = [x for x in first.columns if x.primary_key]
-            what = f"count(DISTINCT {_col(first, keys[0] if len(keys) == 1 else self._label(first))})"
-        else:
-            what = f"DISTINCT {label}"
+        what = self.rng.choice([f"DISTINCT {label}", f"count(DISTINCT {label})"])
         kind = "join" if len(path) == 2 else "path"
         return SampledQuery(f"SELECT {what} FROM {clause} WHERE {_col(last, c)} = {_literal(value)}", kind)
 
@@ -259,7 +249,7 @@ class QuerySampler:
         found = self._path(self.rng.choice(JOIN_HOPS), forward=True)
         if not found:
             return None
-        path, clause, _ = found
+        path, clause = found
         first, last = path[0], path[-1]
         texts = self._columns(last, lambda c: _is_text(c.type))
         if not texts:
