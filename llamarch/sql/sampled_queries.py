@@ -27,7 +27,7 @@ JOIN_HOPS = (1, 1, 2, 2, 3, 4)  # foreign keys a join follows, drawn evenly: 2 t
 
 # Which rendering of the draws this is: a run stores its built queries under it, so a resumed
 # run rebuilds when the same draws would now read differently. Raise it with any such change.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 1
 
 
 @dataclass(frozen=True)
