@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--from-queries", type=int, default=0, help="queries built from the data, with teacher-written questions"
     )
     p.add_argument("--query-seed", type=int, help="the seed of the built queries (default: the run's seed)")
+    p.add_argument(
+        "--confirm-questions", action="store_true", help="built questions kept only when answered to the query's result"
+    )
     p.add_argument("--student", default="qwen2.5-coder-0.5b")
     p.add_argument("--teacher", default="qwen2.5-coder-1.5b")
     p.add_argument("--samples", type=int, default=8)
@@ -132,6 +135,7 @@ def distill(args: argparse.Namespace) -> dict[str, Any]:
         synthesize=args.synthesize,
         from_queries=args.from_queries,
         query_seed=args.query_seed,
+        confirm_questions=args.confirm_questions,
         samples=args.samples,
         sample_temperature=args.sample_temperature,
         min_votes=args.min_votes,

@@ -321,3 +321,40 @@ def test_held_out_questions_left_unscored_by_eval_limit_are_still_kept_out_of_tr
     kept, overlap = distiller.load_training(test)
     assert overlap["same_text"] == 2 and len(kept) == 6  # HELD_OUT[0]'s (scored) and HELD_OUT[2]'s (not)
     distiller.checker.close()
+
+
+def test_a_built_question_that_says_something_else_is_not_trained_on(tmp_path, library, qwen05_path):
+    """`confirm_questions`: the teacher answers each built question the student got wrong; a
+    question whose answer gives another result than its query's is left out, with the reason."""
+    from llamarch.evals.checkers import Task
+    from llamarch.patterns.student_teacher.verified import FROM_QUERY, VerifiedConfig, VerifiedDistiller
+    from llamarch.sql.prompt import as_answer
+    from llamarch.sql.questions import Question
+    from llamarch.store import Store
+
+    before = sha256(library)
+    questions = [
+        Question("How many books are there?", "SELECT count(*) FROM book", f"{FROM_QUERY}1"),
+        Question("How many authors are there?", "SELECT count(*) FROM book", f"{FROM_QUERY}2"),  # it counts books
+        Question("How many authors are listed?", "SELECT count(*) FROM book", f"{FROM_QUERY}3"),
+        Question("List the names of all authors.", None, "train.jsonl:1"),  # not built: never confirmed
+    ]
+    config = VerifiedConfig(
+        out=tmp_path / "run", db=library, teacher="qwen2.5-coder-0.5b", max_tokens=64, confirm_questions=True
+    )
+    distiller = VerifiedDistiller(config)
+    check = distiller.checker
+    wrong = as_answer("SELECT count(*) FROM author")
+    student = [[check(Task(q.question, q.sql, q.source), wrong)] for q in questions]
+    student[2] = [check(Task(questions[2].question, questions[2].sql), as_answer("SELECT count(*) FROM book"))]
+    with Store(tmp_path / "store.db") as store:
+        distiller.store = store
+        try:
+            unconfirmed = distiller.unconfirmed_questions(questions, {0, 1, 2}, student)
+        finally:
+            distiller._teacher.close()
+            check.close()
+    assert set(unconfirmed) == {1}, unconfirmed  # 2: the student's own answer gave the query's result
+    vote, checks = unconfirmed[1]
+    assert not vote.verified and "another result" in vote.reason and len(checks) == 1
+    assert sha256(library) == before

@@ -176,6 +176,12 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
     "while the rest of the run is reused.",
 )
 @click.option(
+    "--confirm-questions",
+    is_flag=True,
+    help="--from-queries: train on a built query only when the student's or the teacher's own answer "
+    "to its question gives its result (one greedy teacher answer each).",
+)
+@click.option(
     "--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees."
 )
 @click.option(
@@ -228,6 +234,7 @@ def distill(
     settle: bool,
     from_queries: int | None,
     query_seed: int | None,
+    confirm_questions: bool,
     teacher_context: Path | None,
     student_schema: str,
     student_values: bool,
@@ -300,6 +307,7 @@ def distill(
             settle=settle,
             from_queries=from_queries or 0,
             query_seed=query_seed,
+            confirm_questions=confirm_questions,
             teacher_context=teacher_context,
             student_schema=student_schema,
             student_values=student_values,

@@ -393,8 +393,9 @@ def sample_queries(
 ) -> list[SampledQuery]:
     """Up to n distinct queries that run and return 1 to MAX_RESULT_ROWS rows, none of which
     gives a result in `exclude` (the held-out references' result signatures) or the rows
-    another kept query gives (one number may repeat: two counts can share it by chance). Reproducible from `seed`. `on_kept()` after each query kept:
-    on a table of millions of rows each candidate is a scan, and the build takes minutes."""
+    another kept query gives (one number may repeat: two counts can share it by chance).
+    Reproducible from `seed`. `on_kept()` after each query kept: on a table of millions of
+    rows each candidate is a scan, and the build takes minutes."""
     sampler = QuerySampler(conn, tables, seed)
     if not sampler.tables:
         return []

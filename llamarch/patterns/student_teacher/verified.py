@@ -68,6 +68,9 @@ class VerifiedConfig:
     sample_temperature: float = 0.7
     min_votes: int = MIN_VOTES  # a result needs at least this many of the K samples to be accepted
     settle: bool = True  # stop a question's samples once its vote is decided (`vote.Settler`)
+    # a built query's question is trained on only when the student's or the teacher's own answer
+    # to it gives the query's result: a question that says something else teaches a wrong mapping
+    confirm_questions: bool = False
     recipe: str = DEFAULT_RECIPE
     student_schema: str = STUDENT_SCHEMA
     student_values: bool = STUDENT_VALUES  # the values of short text columns after the schema
@@ -157,7 +160,7 @@ class VerifiedDistiller:
                     train, self._student, self.student_id, self.cfg.student_settings(), "student answers"
                 )
                 self._student.close()
-                teacher = self.teacher_answers(train)
+                teacher = self.teacher_answers(train, student)
                 train, teacher, student, dropped = drop_result_overlap(
                     train, teacher, student, self.held_signatures(test)
                 )
@@ -184,6 +187,7 @@ class VerifiedDistiller:
                 "sample_temperature": self.cfg.sample_temperature,
                 "min_votes": self.cfg.min_votes,
                 "settle": self.cfg.settle,
+                **({"confirm_questions": True} if self.cfg.confirm_questions else {}),
                 "from_queries": self.cfg.from_queries,
                 **({"query_seed": self.cfg.query_seed} if self.cfg.query_seed is not None else {}),
                 "student_schema": self.cfg.student_schema,
@@ -364,13 +368,20 @@ class VerifiedDistiller:
             for q, got in zip(questions, replies)
         ]
 
-    def teacher_answers(self, questions: Sequence[Any]) -> list[tuple[Vote, list[Check]]]:
+    def teacher_answers(
+        self, questions: Sequence[Any], student: Sequence[list[Check]] | None = None
+    ) -> list[tuple[Vote, list[Check]]]:
         """The teacher's K checked samples per question and the vote on them; a question
-        where no sample ran gets one repair of its best sample, given the checker's reason."""
+        where no sample ran gets one repair of its best sample, given the checker's reason.
+        A built query is its question's answer (with `confirm_questions`, once confirmed)."""
         built = {i for i, q in enumerate(questions) if q.source.startswith(FROM_QUERY)}
-        if built:  # a built query is its question's answer: the teacher is not asked
+        if built:
             asked = iter(self.teacher_answers([q for i, q in enumerate(questions) if i not in built]))
-            return [self._query_answer(q) if i in built else next(asked) for i, q in enumerate(questions)]
+            unconfirmed = self.unconfirmed_questions(questions, built, student) if self.cfg.confirm_questions else {}
+            return [
+                (unconfirmed[i] if i in unconfirmed else self._query_answer(q)) if i in built else next(asked)
+                for i, q in enumerate(questions)
+            ]
         settings = self.cfg.teacher_settings(min_votes=self.cfg.min_votes)
         sampled = self.answer(
             questions, self._teacher, self.teacher_id, settings, f"teacher samples (K={settings.samples})"
@@ -392,6 +403,24 @@ class VerifiedDistiller:
                 outcome = Vote((len(checks) - 1,), "repair", 1, 1, len(checks))
             results.append((outcome, checks))
         return results
+
+    def unconfirmed_questions(
+        self, questions: Sequence[Any], built: set[int], student: Sequence[list[Check]] | None
+    ) -> dict[int, tuple[Vote, list[Check]]]:
+        """The built questions that neither the student's answer nor the teacher's own greedy
+        answer (with its context) gets right: their question may not say what their query does."""
+        ask = sorted(i for i in built if not (student and student[i] and student[i][0].passed))
+        if not ask:
+            return {}
+        settings = self.cfg.teacher_settings(samples=1)
+        label = "teacher confirms questions"
+        answered = self.answer([questions[i] for i in ask], self._teacher, self.teacher_id, settings, label)
+        why = "the teacher's own answer to the question gives another result"
+        return {
+            i: (Vote((), "none", 0, int(checks[0].executed), 1, f"{why} ({checks[0].reason})"), checks)
+            for i, checks in zip(ask, answered)
+            if not checks[0].passed
+        }
 
     def _query_answer(self, q: Any) -> tuple[Vote, list[Check]]:
         from ...sql.prompt import as_answer
