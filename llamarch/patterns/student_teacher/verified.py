@@ -407,9 +407,16 @@ class VerifiedDistiller:
     def unconfirmed_questions(
         self, questions: Sequence[Any], built: set[int], student: Sequence[list[Check]] | None
     ) -> dict[int, tuple[Vote, list[Check]]]:
-        """The built questions that neither the student's answer nor the teacher's own greedy
-        answer (with its context) gets right: their question may not say what their query does."""
-        ask = sorted(i for i in built if not (student and student[i] and student[i][0].passed))
+        """The built questions of one table that neither the student's answer nor the teacher's
+        own greedy answer (with its context) gets right: their question may not say what their
+        query does. Only those: the teacher answers one table's questions well, so its miss says
+        the question is wrong; a join's miss says as often that the join is hard, which is what
+        the built joins are there to teach."""
+        ask = sorted(
+            i
+            for i in built
+            if reads_one_table(questions[i].sql) and not (student and student[i] and student[i][0].passed)
+        )
         if not ask:
             return {}
         settings = self.cfg.teacher_settings(samples=1)
@@ -564,6 +571,11 @@ def spread(items: Sequence[Any], limit: int | None) -> list[Any]:
     if not limit or limit >= n:
         return list(items)
     return [items[i * n // limit] for i in range(limit)]
+
+
+def reads_one_table(sql: str) -> bool:
+    """Whether a built query (`sql.sampled_queries`, whose form is known) reads a single table."""
+    return " JOIN " not in sql and sql.upper().count("SELECT ") == 1
 
 
 def drop_result_overlap(
