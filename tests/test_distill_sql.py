@@ -324,8 +324,8 @@ def test_held_out_questions_left_unscored_by_eval_limit_are_still_kept_out_of_tr
 
 
 def test_a_built_question_that_says_something_else_is_not_trained_on(tmp_path, library, qwen05_path):
-    """`confirm_questions`: the teacher answers each built question the student got wrong; a
-    question whose answer gives another result than its query's is left out, with the reason."""
+    """`confirm_questions`: the teacher answers each built one-table question the student got
+    wrong; a question whose answer gives another result than its query's is left out, with why."""
     from llamarch.evals.checkers import Task
     from llamarch.patterns.student_teacher.verified import FROM_QUERY, VerifiedConfig, VerifiedDistiller
     from llamarch.sql.prompt import as_answer
@@ -338,6 +338,11 @@ def test_a_built_question_that_says_something_else_is_not_trained_on(tmp_path, l
         Question("How many authors are there?", "SELECT count(*) FROM book", f"{FROM_QUERY}2"),  # it counts books
         Question("How many authors are listed?", "SELECT count(*) FROM book", f"{FROM_QUERY}3"),
         Question("List the names of all authors.", None, "train.jsonl:1"),  # not built: never confirmed
+        Question(  # a join: a miss would as often mean a hard join, so it is not asked
+            "How many authors are there?",
+            "SELECT count(*) FROM book JOIN author ON book.author_id = author.id",
+            f"{FROM_QUERY}4",
+        ),
     ]
     config = VerifiedConfig(
         out=tmp_path / "run", db=library, teacher="qwen2.5-coder-0.5b", max_tokens=64, confirm_questions=True
@@ -350,7 +355,7 @@ def test_a_built_question_that_says_something_else_is_not_trained_on(tmp_path, l
     with Store(tmp_path / "store.db") as store:
         distiller.store = store
         try:
-            unconfirmed = distiller.unconfirmed_questions(questions, {0, 1, 2}, student)
+            unconfirmed = distiller.unconfirmed_questions(questions, {0, 1, 2, 4}, student)
         finally:
             distiller._teacher.close()
             check.close()
