@@ -48,14 +48,12 @@ def test_built_queries_run_return_few_rows_and_are_distinct(shop: Path) -> None:
     conn = open_readonly(shop)
     queries = sample_queries(conn, read_tables(conn), 40, seed=0)
     assert len(queries) == 40
-    rows, numbers = [], []
+    signatures = set()
     for q in queries:
         result = run_query(conn, q.sql, max_rows=MAX_RESULT_ROWS + 1)  # through the read-only guard
         assert 1 <= len(result.rows) <= MAX_RESULT_ROWS, q.sql
-        one_number = len(result.rows) == 1 and len(result.rows[0]) == 1
-        (numbers if one_number else rows).append((result_signature(result), q.sql))
-    assert len({signature for signature, _ in rows}) == len(rows)  # no two give the same rows
-    assert len(set(numbers)) == len(numbers) and rows and numbers  # one number: told apart by the SQL
+        signatures.add(result_signature(result))
+    assert len(signatures) == 40  # no two queries give the same result
     kinds = {q.kind for q in queries}
     assert {"join", "lookup"} <= kinds and len(kinds) >= 5, kinds
     assert any(q.sql.count(" JOIN ") == 2 for q in queries)  # three tables along the foreign keys
@@ -76,18 +74,6 @@ def test_built_queries_are_reproducible_and_skip_excluded_results(shop: Path) ->
     held = {result_signature(run_query(conn, q.sql)) for q in first[:5]}
     again = sample_queries(conn, tables, 15, seed=3, exclude=held)
     assert not {result_signature(run_query(conn, q.sql)) for q in again} & held
-    conn.close()
-
-
-def test_counts_filter_on_numbers_too_and_share_their_number_by_chance(shop: Path) -> None:
-    """Counts are the commonest question there is: one over a number's threshold is built, and
-    two counts that happen to give the same number are both kept, as the questions differ."""
-    conn = open_readonly(shop)
-    queries = sample_queries(conn, read_tables(conn), 60, seed=0)
-    counts = [q.sql for q in queries if q.kind == "count"]
-    assert any(re.search(r'WHERE "Order"\.Total [<>] [\d.]+$', sql) for sql in counts), counts
-    numbers = [run_query(conn, sql).rows[0][0] for sql in counts]
-    assert len(set(numbers)) < len(numbers), numbers
     conn.close()
 
 

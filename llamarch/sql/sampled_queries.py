@@ -27,7 +27,7 @@ JOIN_HOPS = (1, 1, 2, 2, 3, 4)  # foreign keys a join follows, drawn evenly: 2 t
 
 # Which rendering of the draws this is: a run stores its built queries under it, so a resumed
 # run rebuilds when the same draws would now read differently. Raise it with any such change.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -169,13 +169,6 @@ class QuerySampler:
         dates = [c for c in t.columns if _is_date(c)]
         name, table = _col(t, self._label(t)), _display_name(t.name)
         kind = self.rng.choice(["lookup", "count", "aggregate", "top", "group", "date", "subquery", "null"])
-        if kind == "count" and numbers and (not texts or self.rng.random() < 0.5):
-            c = self.rng.choice(numbers)
-            value = self._value(t, c)
-            if not isinstance(value, (int, float)):
-                return None
-            op = self.rng.choice([">", "<"])
-            return SampledQuery(f"SELECT count(*) FROM {table} WHERE {_col(t, c)} {op} {_literal(value)}", kind)
         if kind in ("lookup", "count") and texts:
             c = self.rng.choice(texts)
             value = self._value(t, c)
@@ -369,13 +362,11 @@ class QuerySampler:
     def candidates(self) -> Iterator[SampledQuery]:
         while True:
             draw = self.rng.random()
-            # Half the draws read one table: most questions people ask do, and a student trained
-            # on joins alone answers "how many X are there" through joins (benchmarks/RESULTS.md).
             if draw < 0.05:
                 query = self._self_joined()
-            elif draw < 0.15:
+            elif draw < 0.2:
                 query = self._related()
-            elif draw < 0.45:
+            elif draw < 0.65:
                 query = self._joined()
             else:
                 query = self._one_table()
@@ -392,10 +383,9 @@ def sample_queries(
     on_kept: Callable[[], None] | None = None,
 ) -> list[SampledQuery]:
     """Up to n distinct queries that run and return 1 to MAX_RESULT_ROWS rows, none of which
-    gives a result in `exclude` (the held-out references' result signatures) or the rows
-    another kept query gives (one number may repeat: two counts can share it by chance).
-    Reproducible from `seed`. `on_kept()` after each query kept: on a table of millions of
-    rows each candidate is a scan, and the build takes minutes."""
+    gives a result in `exclude` (the held-out references' result signatures) or a result
+    another kept query gives. Reproducible from `seed`. `on_kept()` after each query kept:
+    on a table of millions of rows each candidate is a scan, and the build takes minutes."""
     sampler = QuerySampler(conn, tables, seed)
     if not sampler.tables:
         return []
@@ -415,13 +405,8 @@ def sample_queries(
         if not result.rows or len(result.rows) > MAX_RESULT_ROWS or all(v in (None, 0) for v in result.rows[0]):
             continue
         signature = result_signature(result)
-        if signature in seen:
-            continue
-        # One number (a count, a sum) is shared by chance by queries that ask different things:
-        # those are told apart by their SQL. A result of rows is kept once, however reached.
-        key = (signature, query.sql) if len(result.rows) == 1 and len(result.rows[0]) == 1 else signature
-        if key not in seen:
-            seen.add(key)
+        if signature not in seen:
+            seen.add(signature)
             kept.append(query)
             if on_kept:
                 on_kept()
