@@ -65,7 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--query-seed", type=int, help="the seed of the built queries (default: the run's seed)")
     p.add_argument(
-        "--confirm-questions", action="store_true", help="built questions kept only when answered to the query's result"
+        "--confirm-questions",
+        action="store_true",
+        help="built one-table questions kept only when answered to the query's result",
     )
     p.add_argument("--student", default="qwen2.5-coder-0.5b")
     p.add_argument("--teacher", default="qwen2.5-coder-1.5b")

@@ -178,8 +178,8 @@ def _train_option(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--confirm-questions",
     is_flag=True,
-    help="--from-queries: train on a built query only when the student's or the teacher's own answer "
-    "to its question gives its result (one greedy teacher answer each).",
+    help="--from-queries: train on a built one-table query only when the student's or the teacher's own "
+    "answer to its question gives its result (one greedy teacher answer each; joins are kept as built).",
 )
 @click.option(
     "--teacher-context", type=FILE, help="--check sql: a file of notes about the data that only the teacher sees."

@@ -68,8 +68,8 @@ class VerifiedConfig:
     sample_temperature: float = 0.7
     min_votes: int = MIN_VOTES  # a result needs at least this many of the K samples to be accepted
     settle: bool = True  # stop a question's samples once its vote is decided (`vote.Settler`)
-    # a built query's question is trained on only when the student's or the teacher's own answer
-    # to it gives the query's result: a question that says something else teaches a wrong mapping
+    # a built one-table query's question is trained on only when the student's or the teacher's own
+    # answer to it gives the query's result: a question that says something else teaches a wrong mapping
     confirm_questions: bool = False
     recipe: str = DEFAULT_RECIPE
     student_schema: str = STUDENT_SCHEMA
