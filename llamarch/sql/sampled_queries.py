@@ -413,6 +413,11 @@ def sample_queries(
     return kept
 
 
+def reads_one_table(sql: str) -> bool:
+    """Whether a query this module built reads a single table (no join, no subquery)."""
+    return " JOIN " not in sql and sql.upper().count("SELECT ") == 1
+
+
 def _tie_at_limit(conn: sqlite3.Connection, query: SampledQuery) -> bool:
     """Whether the row just past the LIMIT ties with the last one kept: then which rows
     the query returns is arbitrary, and no question has one right answer."""

@@ -412,6 +412,8 @@ class VerifiedDistiller:
         query does. Only those: the teacher answers one table's questions well, so its miss says
         the question is wrong; a join's miss says as often that the join is hard, which is what
         the built joins are there to teach."""
+        from ...sql.sampled_queries import reads_one_table
+
         ask = sorted(
             i
             for i in built
@@ -571,11 +573,6 @@ def spread(items: Sequence[Any], limit: int | None) -> list[Any]:
     if not limit or limit >= n:
         return list(items)
     return [items[i * n // limit] for i in range(limit)]
-
-
-def reads_one_table(sql: str) -> bool:
-    """Whether a built query (`sql.sampled_queries`, whose form is known) reads a single table."""
-    return " JOIN " not in sql and sql.upper().count("SELECT ") == 1
 
 
 def drop_result_overlap(
